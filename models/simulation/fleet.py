@@ -1,0 +1,344 @@
+"""The fleet simulator: vectorised state machine + physics, one contract message per vehicle per step.
+
+Modes: PARKED (at the depot, unplugged or charged), AC_CHARGING (plugged in at
+the depot), DRIVING (following a cyclic route of EPA cycles) and DC_CHARGING
+(mid-shift fast charge). Per step: departures due at the step start begin
+their shift; every mode is integrated over ``[t0, t0 + dt]`` (route energy and
+distance as exact integral differences, charging capped at the target,
+thermal nodes by exact exponential relaxation); shift ends and charge-session
+changes are applied; the state at ``t0 + dt`` is encoded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.simulation import gps, thermal
+from models.simulation.drive_cycles import build_routes, cumulative_at, sample_at, speed_at
+from models.simulation.dtc import MASK_TO_CODES, DtcState
+from models.simulation.ev_models import load_ev_models
+from models.simulation.powertrain import (charge_taper, hvac_power_w, open_circuit_voltage, pack_current,
+                                          pack_resistance, route_energy)
+from models.simulation.regions import REGIONS
+from models.simulation.schedule import plan_departures
+from models.simulation.telemetry import LV_ACC, LV_LOCK, LV_OFF, LV_ON, LV_START, LV_STATES, TB, TelemetryEncoder
+from models.simulation.vehicles import SOFTWARE_RELEASES, build_fleet
+from models.simulation.weather import load_site
+
+PARKED, AC_CHARGING, DRIVING, DC_CHARGING = 0, 1, 2, 3
+DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+MAX_VEHICLES = 1_000_000
+MAX_DT_S = 86_400.0
+SNAPSHOT_EVERY = 300
+HARD_FLOOR_SOC = 0.06
+AC_CHARGER_EFF = 0.92
+LOCK_AFTER_MS = 120_000
+CALENDAR_FADE_PCT_PER_S = 1.0 / (365.0 * 86_400.0)   # ~1 %/yr at 25 °C, doubling per +10 K
+CYCLE_FADE_PCT_PER_FEC = 0.01                           # per full equivalent cycle
+OTA_PROB_PER_SHIFT = 0.02
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+def _check_regions(regions: Sequence[str] | None) -> list[str]:
+    if regions is None:
+        return list(REGIONS)
+    if isinstance(regions, str) or not isinstance(regions, Sequence) or len(regions) == 0:
+        raise ValueError(f"regions must be a non-empty sequence of region ids from {sorted(REGIONS)}, "
+                         f"got {regions!r}")
+    unknown = [r for r in regions if r not in REGIONS]
+    if unknown:
+        raise ValueError(f"unknown region {unknown[0]!r} in regions; valid regions: {sorted(REGIONS)}")
+    return list(regions)
+
+
+class FleetSimulator:
+    """Deterministic simulator of ``n_vehicles`` EVs spread round-robin over ``regions``."""
+
+    def __init__(self, n_vehicles: int, seed: int = 0, start_ms: int = DEFAULT_START_MS,
+                 regions: Sequence[str] | None = None) -> None:
+        n = _check_int("n_vehicles", n_vehicles, 1, MAX_VEHICLES)
+        seed = _check_int("seed", seed, 0, 2**63 - 1)
+        self._now = _check_int("start_ms", start_ms, 0, 4_102_444_800_000)  # up to 2100-01-01
+        region_list = _check_regions(regions)
+        self._rng = np.random.Generator(np.random.PCG64(seed))
+        models = load_ev_models()
+        self._p = p = build_fleet(self._rng, n, [REGIONS[r] for r in region_list], models)
+        self._region_of = dict(zip(p.vins, (p.region_ids[i] for i in p.region_idx)))
+        self._sites = [load_site(REGIONS[r].site_id) for r in p.region_ids]
+        self._routes = build_routes(int(self._rng.integers(0, 2**62)))
+        self._energy = route_energy(self._routes, models)
+        self._motor_max_kw = np.array([m.motor_max_power_kw for m in models])[p.model_idx]
+        self._init_state(n)
+        tables = {"Vehicle.LowVoltageSystemState": LV_STATES, "Vehicle.Diagnostics.DTCList": MASK_TO_CODES,
+                  "Vehicle.Software.Version": p.software_table, "Vehicle.VehicleIdentification.Model": p.model_names,
+                  "Vehicle.VehicleIdentification.Variant": p.variant_names}
+        self._encoder = TelemetryEncoder(p.vins, tables, SNAPSHOT_EVERY)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def vins(self) -> list[str]:
+        """VINs in vehicle order (the order of every ``step`` batch)."""
+        return list(self._p.vins)
+
+    @property
+    def now_ms(self) -> int:
+        """Current simulated time, UTC epoch milliseconds."""
+        return self._now
+
+    def region_of(self, vin: str) -> str:
+        """Region id of a vehicle."""
+        try:
+            return self._region_of[vin]
+        except KeyError:
+            raise ValueError(f"unknown vin {vin!r}") from None
+
+    def run(self, duration_s: float, rate_hz: float = 1.0) -> Iterator[list[dict[str, Any]]]:
+        """Yield ``step(1 / rate_hz)`` batches until ``duration_s`` of simulated time has elapsed."""
+        if not math.isfinite(duration_s) or duration_s < 0:
+            raise ValueError(f"duration_s must be finite and >= 0, got {duration_s!r}")
+        if not math.isfinite(rate_hz) or rate_hz <= 0:
+            raise ValueError(f"rate_hz must be finite and > 0, got {rate_hz!r}")
+        for _ in range(math.ceil(duration_s * rate_hz - 1e-9)):
+            yield self.step(1.0 / rate_hz)
+
+    # ------------------------------------------------------------------ state
+    def _init_state(self, n: int) -> None:
+        p, rng = self._p, self._rng
+        t_amb = self._weather(self._now)[0]
+        self.soc = rng.uniform(0.45, 0.90, n)
+        self.soh = rng.uniform(85.0, 100.0, n)
+        self.odo_km = (100.0 - self.soh) / 15.0 * 150_000.0 + rng.uniform(500.0, 15_000.0, n)
+        self.mode = np.where(self.soc < p.profile.plug_threshold, AC_CHARGING, PARKED).astype(np.int8)
+        self.route = np.zeros(n, dtype=np.int64)
+        self.u = np.zeros(n)
+        self.u_end = np.zeros(n)
+        self.depart_ms = plan_departures(rng, p.profile, p.timezones, p.region_idx, np.arange(n), self._now)
+        self.parked_since = np.full(n, self._now - 3_600_000, dtype=np.int64)
+        self.dc_target = np.full(n, 0.8)
+        self.east, self.north = np.zeros(n), np.zeros(n)
+        self.heading = rng.uniform(-np.pi, np.pi, n)
+        self.t_batt = t_amb + rng.normal(0.0, 0.5, n)
+        self.t_cool, self.t_motor, self.t_inv = t_amb.copy(), t_amb.copy(), t_amb.copy()
+        self.batt_cooling, self.batt_heating = np.zeros(n, bool), np.zeros(n, bool)
+        self.btms_w = np.zeros(n)
+        self.lv_v = self._lv_rest(t_amb)
+        self.air_noise = np.zeros(n)
+        self.sw_idx = p.software_base + (rng.random(n) < 0.3)
+        self.dtc = DtcState(n)
+
+    def _weather(self, ts_ms: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Ambient °C, relative humidity % and GHI W/m² per vehicle at ``ts_ms``."""
+        t = np.array([float(s.air_temperature(ts_ms)) for s in self._sites])
+        rh = np.array([float(s.relative_humidity(ts_ms)) for s in self._sites])
+        ghi = np.array([float(s.irradiance(ts_ms)) for s in self._sites])
+        idx = self._p.region_idx
+        return t[idx], rh[idx], ghi[idx]
+
+    def _lv_rest(self, t_amb: NDArray[np.float64]) -> NDArray[np.float64]:
+        """12 V battery resting voltage: lower when cold and as the battery ages."""
+        v = 12.72 - 0.005 * np.maximum(20.0 - t_amb, 0.0) - 0.035 * self._p.lv_age_years
+        return np.clip(v, 11.9, 12.8)
+
+    # ------------------------------------------------------------------ transitions
+    def _start_shifts(self, idx: NDArray[np.int64]) -> None:
+        rng, routes = self._rng, self._routes
+        self.route[idx] = route = rng.integers(0, routes.n_routes, size=len(idx))
+        start = np.empty(len(idx))
+        for r in range(routes.n_routes):
+            sel = route == r
+            starts = routes.cycle_starts[r]
+            start[sel] = starts[rng.integers(0, len(starts), size=int(sel.sum()))]
+        target = start + self._p.profile.shift_s[idx] * rng.uniform(0.75, 1.25, len(idx))
+        base = np.floor(target / routes.length_s) * routes.length_s
+        k = (target - base).astype(np.int64)
+        self.u[idx] = start
+        self.u_end[idx] = base + routes.next_stop[route, k]
+        self.heading[idx] = rng.uniform(-np.pi, np.pi, len(idx))
+        self.mode[idx] = DRIVING
+
+    def _end_shifts(self, idx: NDArray[np.int64], t1: int) -> None:
+        p, rng = self._p, self._rng
+        self.east[idx] = 0.0
+        self.north[idx] = 0.0
+        plug = self.soc[idx] < p.profile.plug_threshold[idx]
+        self.mode[idx] = np.where(plug, AC_CHARGING, PARKED)
+        self.parked_since[idx] = t1
+        self.depart_ms[idx] = plan_departures(rng, p.profile, p.timezones, p.region_idx, idx, t1)
+        ota = (rng.random(len(idx)) < OTA_PROB_PER_SHIFT) & (
+            self.sw_idx[idx] < p.software_base[idx] + SOFTWARE_RELEASES - 1)
+        self.sw_idx[idx] += ota
+
+    # ------------------------------------------------------------------ step
+    def step(self, dt_s: float) -> list[dict[str, Any]]:
+        """Advance every vehicle by ``dt_s`` seconds; return one message per vehicle (vehicle order)."""
+        if isinstance(dt_s, bool) or not isinstance(dt_s, (int, float)) or not math.isfinite(dt_s) \
+                or not 0 < dt_s <= MAX_DT_S:
+            raise ValueError(f"dt_s must be a finite number in (0, {MAX_DT_S:g}], got {dt_s!r}")
+        dt_ms = max(1, int(round(dt_s * 1000)))
+        dt = dt_ms / 1000.0
+        p, rng, routes, en = self._p, self._rng, self._routes, self._energy
+        t0, t1 = self._now, self._now + dt_ms
+        t_amb, rh, ghi = self._weather(t1)
+
+        # 1. departures due at the step start
+        due = np.flatnonzero(((self.mode == PARKED) | (self.mode == AC_CHARGING)) & (self.depart_ms <= t0))
+        started = np.zeros(p.n, bool)
+        if due.size:
+            self._start_shifts(due)
+            started[due] = True
+
+        # 2. integrate driving over the step (exact integral differences along the route)
+        mode = self.mode.copy()
+        drv, ac, dc = mode == DRIVING, mode == AC_CHARGING, mode == DC_CHARGING
+        row = en.row(self.route, p.model_idx)
+        u0 = self.u
+        u1 = np.where(drv, np.minimum(u0 + dt, self.u_end), u0)
+        dist_km = (cumulative_at(routes.cum_dist_m, self.route, u1)
+                   - cumulative_at(routes.cum_dist_m, self.route, u0)) / 1000.0
+        eff = p.efficiency_factor
+        e_trac = (cumulative_at(en.cum_batt_kj, row, u1) - cumulative_at(en.cum_batt_kj, row, u0)) * eff
+        e_abs = cumulative_at(en.cum_abs_motor_kj, row, u1) - cumulative_at(en.cum_abs_motor_kj, row, u0)
+        e_loss = cumulative_at(en.cum_motor_loss_kj, row, u1) - cumulative_at(en.cum_motor_loss_kj, row, u0)
+        e_sq = (cumulative_at(en.cum_batt_sq, row, u1) - cumulative_at(en.cum_batt_sq, row, u0)) * eff**2
+        key_s = cumulative_at(routes.cum_key_on_s, self.route, u1) - cumulative_at(routes.cum_key_on_s, self.route, u0)
+        remaining_km = (cumulative_at(routes.cum_dist_m, self.route, self.u_end)
+                        - cumulative_at(routes.cum_dist_m, self.route, u1)) / 1000.0
+        self.u = u1
+
+        # 3. battery: mean power into the pack, SoC, I²R heat
+        ocv = open_circuit_voltage(self.soc, p.ocv_table)
+        r_pack = pack_resistance(p.r25_ohm, self.t_batt, self.soh)
+        hvac = p.aux_base_w + hvac_power_w(t_amb, p.heat_pump)
+        aux = np.where(drv, hvac * key_s / dt, np.where(dc, hvac, np.where(ac, 0.5 * p.aux_base_w, 0.0)))
+        aux = aux + self.btms_w
+        p_chg = self._charge_power_w(mode, self.soc)
+        p_trac = e_trac * 1000.0 / dt
+        p_in = np.where(drv, -(p_trac + aux), np.where(ac | dc, p_chg - aux, 0.0))
+        i_avg = pack_current(p_in, ocv, r_pack)
+        q_ah = p.capacity_kwh * self.soh / 100.0 * 1000.0 / p.nominal_v
+        dsoc = i_avg * dt / 3600.0 / q_ah
+        target = np.where(ac, p.profile.ac_target, np.where(dc, self.dc_target, 1.0))
+        charging = ac | dc
+        frac = np.where(charging & (dsoc > 0), np.clip((target - self.soc) / np.where(dsoc > 0, dsoc, 1.0), 0, 1), 1.0)
+        dsoc = dsoc * frac
+        self.soc = np.clip(self.soc + dsoc, 0.0, 1.0)
+        mean_sq = np.where(drv, e_sq * 1e6 / dt + 2.0 * aux * p_trac + aux * aux, p_in * p_in * frac)
+        heat_w = r_pack * mean_sq / (ocv * ocv)
+        throughput_kwh = np.abs(i_avg) * frac * ocv * dt / 3.6e6
+
+        # 4. end-of-step transitions
+        stopped = speed_at(routes, self.route, u1) <= 0.05
+        end = np.flatnonzero(drv & (u1 >= self.u_end - 1e-6))
+        if end.size:
+            self._end_shifts(end, t1)
+        go_dc = np.flatnonzero((self.mode == DRIVING) & (((self.soc < p.profile.dc_threshold) & stopped)
+                                                           | (self.soc < HARD_FLOOR_SOC)))
+        if go_dc.size:
+            self.mode[go_dc] = DC_CHARGING
+            self.dc_target[go_dc] = rng.uniform(0.75, 0.85, go_dc.size)
+        self.mode[(self.mode == DC_CHARGING) & (self.soc >= self.dc_target - 1e-9)] = DRIVING
+        self.mode[(self.mode == AC_CHARGING) & (self.soc >= p.profile.ac_target - 1e-9)] = PARKED
+
+        # 5. thermal (inputs averaged over the step)
+        v_mean = dist_km * 1000.0 / dt
+        motor_loss_w = e_loss * 1000.0 / dt
+        inv_loss_w = thermal.inverter_loss_w(e_abs / dt)
+        self.t_cool = thermal.coolant_step(self.t_cool, t_amb, motor_loss_w + inv_loss_w, v_mean, drv, dt)
+        self.t_motor = thermal.motor_step(self.t_motor, self.t_cool, motor_loss_w, drv, dt)
+        self.t_inv = thermal.inverter_step(self.t_inv, self.t_cool, inv_loss_w, p.inverter_rth_scale, drv, dt)
+        bt = thermal.battery_step(self.t_batt, t_amb, heat_w, p.batt_c_j_per_k, p.batt_g_w_per_k, p.batt_cool_g,
+                                  v_mean, drv | charging, self.batt_cooling, self.batt_heating, dt)
+        self.t_batt, self.btms_w, self.batt_cooling, self.batt_heating = bt.temp_c, bt.btms_w, bt.cooling, bt.heating
+
+        # 6. position, odometer, ageing, 12 V system, diagnostics
+        self.east, self.north, self.heading = gps.move(self.east, self.north, self.heading, dist_km, remaining_km,
+                                                       p.roam_km, rng.standard_normal(p.n))
+        self.odo_km = self.odo_km + dist_km
+        arrhenius = np.exp2((self.t_batt - 25.0) / 10.0)
+        self.soh = np.maximum(self.soh - CYCLE_FADE_PCT_PER_FEC * throughput_kwh / (2.0 * p.capacity_kwh)
+                              - CALENDAR_FADE_PCT_PER_S * dt * arrhenius, 0.0)
+        self._now = t1
+        return self._emit(t1, t_amb, rh, ghi, started, dt)
+
+    def _charge_power_w(self, mode: NDArray[np.int8], soc: NDArray[np.float64]) -> NDArray[np.float64]:
+        p = self._p
+        ac_w = np.minimum(p.profile.evse_kw, p.ac_kw) * 1000.0 * AC_CHARGER_EFF * charge_taper(soc, dc=False)
+        dc_w = np.minimum(p.profile.dc_charger_kw, p.dc_max_kw) * 1000.0 * charge_taper(soc, dc=True)
+        return np.where(mode == AC_CHARGING, ac_w, np.where(mode == DC_CHARGING, dc_w, 0.0))
+
+    def _emit(self, t1: int, t_amb: NDArray[np.float64], rh: NDArray[np.float64], ghi: NDArray[np.float64],
+              started: NDArray[np.bool_], dt: float) -> list[dict[str, Any]]:
+        """Instantaneous signals at ``t1`` in the post-transition modes, encoded as messages."""
+        p, routes, en, rng = self._p, self._routes, self._energy, self._rng
+        mode = self.mode
+        drv, ac, dc = mode == DRIVING, mode == AC_CHARGING, mode == DC_CHARGING
+        u_last = self.u - 1e-6                    # the route second that ends at u
+        row = en.row(self.route, p.model_idx)
+        key_on = drv & sample_at(routes.key_on, self.route, u_last)
+        speed = np.where(drv, speed_at(routes, self.route, self.u), 0.0)
+        accel = np.where(drv, sample_at(routes.accel_mps2, self.route, u_last), 0.0)
+        motor_kw = np.where(key_on, sample_at(en.motor_kw, row, u_last), 0.0)
+        batt_kw = np.where(key_on, sample_at(en.batt_kw, row, u_last) * p.efficiency_factor, 0.0)
+
+        hvac = p.aux_base_w + hvac_power_w(t_amb, p.heat_pump)
+        aux = np.where(key_on | dc, hvac, np.where(ac, 0.5 * p.aux_base_w, 0.0)) + self.btms_w
+        p_in = np.where(drv, -(batt_kw * 1000.0 + aux), np.where(ac | dc, self._charge_power_w(mode, self.soc) - aux,
+                                                                  0.0))
+        ocv = open_circuit_voltage(self.soc, p.ocv_table)
+        r_pack = pack_resistance(p.r25_ohm, self.t_batt, self.soh)
+        current = pack_current(p_in, ocv, r_pack)
+        voltage = ocv + current * r_pack
+        is_charging = (ac | dc) & (current > 0)
+
+        awake = key_on | ac | dc
+        lv_target = np.where(awake, np.clip(14.1 + 0.015 * (25.0 - t_amb), 13.8, 14.4), self._lv_rest(t_amb))
+        self.lv_v = thermal.relax(self.lv_v, lv_target, dt, np.where(awake, 5.0, 1800.0))
+        lv_state = np.where(started, LV_START, np.where(key_on, LV_ON, np.where(dc, LV_ACC, LV_OFF)))
+        lv_state = np.where(~drv & ~dc & (t1 - self.parked_since >= LOCK_AFTER_MS), LV_LOCK, lv_state)
+
+        decay = math.exp(-dt / 300.0)
+        self.air_noise = self.air_noise * decay + 0.25 * math.sqrt(1.0 - decay * decay) * rng.standard_normal(p.n)
+        sun_soak = np.minimum(ghi / 250.0, 4.0) * (1.0 - np.minimum(speed / 10.0, 1.0))
+        air = t_amb + p.sensor_bias_c + self.air_noise + sun_soak
+
+        dtc_mask = self.dtc.step(rng, t1, dt, awake, self.dtc.condition_factor(self.soh, self.t_inv, rh, self.soc))
+        lat, lon = gps.to_lat_lon(p.depot_lat, p.depot_lon, self.east, self.north)
+        spread = p.cell_imbalance_k * (1.0 + (100.0 - self.soh) / 10.0) + np.minimum(
+            0.0008 * np.abs(current) ** 2 * r_pack, 8.0)
+        frame = {
+            "Vehicle.Speed": speed * 3.6,
+            "Vehicle.CurrentLocation.Latitude": lat,
+            "Vehicle.CurrentLocation.Longitude": lon,
+            "Vehicle.TraveledDistance": self.odo_km,
+            "Vehicle.Acceleration.Longitudinal": accel,
+            f"{TB}.StateOfCharge.Current": self.soc * 100.0,
+            f"{TB}.StateOfHealth": self.soh,
+            f"{TB}.CurrentVoltage": voltage,
+            f"{TB}.CurrentCurrent": current,
+            f"{TB}.Temperature.Average": self.t_batt,
+            f"{TB}.Temperature.Max": self.t_batt + spread,
+            f"{TB}.Charging.IsCharging": is_charging,
+            f"{TB}.Charging.ChargeCurrent.DC": np.where(dc & is_charging, current, 0.0),
+            "Vehicle.Powertrain.ElectricMotor.Temperature": self.t_motor,
+            "Vehicle.Powertrain.ElectricMotor.EngineCoolant.Temperature": self.t_cool,
+            "Vehicle.Powertrain.ElectricMotor.Power": motor_kw,
+            "Vehicle.Exterior.AirTemperature": np.round(air * 2.0) / 2.0,
+            "Vehicle.LowVoltageBattery.CurrentVoltage": self.lv_v,
+            "Vehicle.LowVoltageSystemState": lv_state,
+            "Vehicle.Diagnostics.DTCList": dtc_mask,
+            "Vehicle.Powertrain.TractionInverter.Temperature": self.t_inv,
+            "Vehicle.Software.Version": self.sw_idx,
+            "Vehicle.VehicleIdentification.Model": p.model_idx,
+            "Vehicle.VehicleIdentification.Variant": p.model_idx,
+        }
+        return self._encoder.encode(t1, frame)

@@ -1,0 +1,121 @@
+"""The Faust application: twin table, telemetry fast path, DLQ, HTTP views.
+
+``create_app(settings)`` builds a fresh app (tests build several in one process).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from streams.fast_consumer import BatchingConsumer, BatchingTransport
+from streams.ingest import TwinIngest
+from streams.settings import Settings
+
+
+class FleetApp(faust.App):
+    """faust.App whose consumer batches the telemetry topic (see :mod:`streams.fast_consumer`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: topic name -> batch handler; shared with the consumer once it exists.
+        self.batch_topics: dict[str, Any] = {}
+        super().__init__(*args, **kwargs)
+
+    def _new_transport(self) -> Any:
+        return BatchingTransport(self.conf.broker_consumer, self)
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        assert isinstance(consumer, BatchingConsumer), type(consumer)
+        consumer.batch_handlers = self.batch_topics  # shared: handlers registered later are seen
+        return consumer
+
+    fleet_settings: Settings
+    twins: Any
+    ingest: TwinIngest
+
+
+def _credentials(settings: Settings) -> Any:
+    if not settings.kafka_sasl_mechanism:
+        return None
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username, password=password, mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=None,
+    )
+
+
+def create_app(settings: Settings) -> FleetApp:
+    """Build the worker app from settings (nothing is started)."""
+    if not settings.bootstrap_servers:
+        from twins.errors import ConfigurationError
+
+        raise ConfigurationError(
+            "FLEET_KAFKA_BOOTSTRAP is not set; start the worker through `fleet run` (embedded broker) "
+            "or point it at a Kafka cluster"
+        )
+    app = FleetApp(
+        settings.app_id,
+        broker=[f"kafka://{s}" for s in settings.bootstrap_servers],
+        broker_credentials=_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        web_in_thread=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_max_poll_records=settings.ingest_max_records,
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=5,
+        producer_max_batch_size=1 << 20,
+        table_standby_replicas=0,
+        stream_wait_empty=False,
+        worker_redirect_stdouts=False,
+        logging_config=None,
+    )
+    app.fleet_settings = settings
+    app.twins = app.Table(
+        "twins",
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,  # raw VIN bytes: same partitioner input as the telemetry key
+        value_type=bytes,
+        use_partitioner=True,
+        help="Per-vehicle digital twin (msgpack twins.twin.Twin), keyed by VIN.",
+    )
+    telemetry = app.topic(settings.topic_telemetry, key_type=bytes, value_type=bytes,
+                          key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    dlq = app.topic(settings.topic_telemetry_dlq, key_type=bytes, value_type=bytes,
+                    key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    app.topics.add(telemetry)  # subscribe: the batch fast path consumes it, no agent needed
+    app.ingest = TwinIngest(
+        table=app.twins,
+        dlq_topic=dlq,
+        consumer_getter=lambda: app.consumer,
+        flush_interval_s=settings.twin_flush_interval_s,
+        flush_max_dirty=settings.twin_flush_max_dirty,
+        partitions=settings.partitions,
+    )
+    app.batch_topics[settings.topic_telemetry] = app.ingest.handle_batch
+
+    @app.task
+    async def _flusher() -> None:
+        await app.ingest.run_flusher()
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(app_: Any, revoked: set[TP], **kwargs: Any) -> None:
+        await app.ingest.on_revoked(set(revoked))
+
+    from streams.views import register_views
+
+    register_views(app)
+    return app

@@ -1,0 +1,91 @@
+"""The ``fleet`` command: run the whole stack, a worker, the simulated fleet, or topic set-up."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from twins.errors import FleetAssuranceError
+
+
+def _cmd_worker(args: argparse.Namespace) -> None:
+    from streams.settings import load_settings
+    from streams.worker import run_worker
+
+    overrides = {} if args.web_port is None else {"web_port": args.web_port}
+    run_worker(load_settings(**overrides))
+
+
+def _cmd_topics(args: argparse.Namespace) -> None:
+    from streams.settings import load_settings
+    from streams.topology import ensure_topics
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        raise FleetAssuranceError("set FLEET_KAFKA_BOOTSTRAP to the cluster whose topics should be created")
+    for spec in ensure_topics(settings, settings.kafka_bootstrap):
+        print(f"{spec.name:45s} partitions={spec.partitions:<4d} {spec.purpose}")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    from streams.settings import load_settings
+    from streams.simulate import simulate
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        raise FleetAssuranceError("set FLEET_KAFKA_BOOTSTRAP (or use `fleet run`, which starts a broker)")
+    sent = simulate(settings, vehicles=args.vehicles, rate_hz=args.rate, duration_s=args.duration,
+                    seed=args.seed, realtime=not args.fast)
+    print(f"sent {sent} records to {settings.topic_telemetry}")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from streams.run import run_stack
+
+    run_stack(vehicles=args.vehicles, rate_hz=args.rate, seed=args.seed, web_port=args.web_port, workers=args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of the ``fleet`` command."""
+    p = argparse.ArgumentParser(prog="fleet", description="Fleet Assurance: streaming digital twins for EV fleets.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="embedded broker + worker(s) + simulated fleet + API on loopback")
+    run.add_argument("--vehicles", type=int, default=200)
+    run.add_argument("--rate", type=float, default=1.0, help="messages per vehicle per second")
+    run.add_argument("--seed", type=int, default=7)
+    run.add_argument("--web-port", type=int, default=6066)
+    run.add_argument("--workers", type=int, default=1)
+    run.set_defaults(func=_cmd_run)
+
+    worker = sub.add_parser("worker", help="one Faust worker (settings from FLEET_* env)")
+    worker.add_argument("--web-port", type=int, default=None)
+    worker.set_defaults(func=_cmd_worker)
+
+    sim = sub.add_parser("simulate", help="produce simulated fleet telemetry to Kafka")
+    sim.add_argument("--vehicles", type=int, default=200)
+    sim.add_argument("--rate", type=float, default=1.0, help="messages per vehicle per second")
+    sim.add_argument("--duration", type=float, default=60.0, help="simulated seconds (0 = forever)")
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
+    sim.set_defaults(func=_cmd_simulate)
+
+    topics = sub.add_parser("topics", help="create the topics on FLEET_KAFKA_BOOTSTRAP")
+    topics.set_defaults(func=_cmd_topics)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``fleet``."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except FleetAssuranceError as exc:
+        print(f"fleet: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

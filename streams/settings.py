@@ -1,0 +1,110 @@
+"""The one settings object, read once at start-up from ``FLEET_*`` environment variables.
+
+>>> s = Settings(kafka_bootstrap="kafka-1:9092,kafka-2:9092")
+>>> s.bootstrap_servers
+['kafka-1:9092', 'kafka-2:9092']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variable = ``FLEET_`` + upper-case field name."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEET_", env_file=".env", extra="ignore")
+
+    # --- Kafka ---
+    kafka_bootstrap: str | None = Field(
+        None, description="Comma-separated bootstrap servers. Unset: `fleet run` starts the embedded Tansu broker."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    replication_factor: int = Field(1, ge=1, le=5, description="Replication of the topics we create.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of the telemetry topic and the twin table.")
+
+    # --- topics ---
+    topic_telemetry: str = "fleet.telemetry"
+    topic_telemetry_dlq: str = "fleet.telemetry.dlq"
+
+    # --- Faust worker ---
+    app_id: str = Field("fleet-assurance", pattern=r"^[A-Za-z0-9._-]+$")
+    store: str = Field("memory://", description="Table store: memory:// (tests, dev) or rocksdb:// (production).")
+    data_dir: Path = Path("var/worker")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    session_timeout_s: float = Field(10.0, gt=0, description="Consumer group session timeout.")
+    rebalance_timeout_s: float = Field(10.0, gt=0, description="Consumer group rebalance timeout.")
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0, description="How often consumed offsets are committed.")
+    log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+
+    # --- ingest fast path ---
+    ingest_max_records: int = Field(10_000, ge=1, description="Records per fetch handed to the batch ingest.")
+    twin_flush_interval_s: float = Field(
+        0.25, gt=0, le=60, description="Dirty twins are written to the changelog table at most this often."
+    )
+    twin_flush_max_dirty: int = Field(50_000, ge=1, description="Flush early once this many twins are dirty.")
+
+    # --- twin semantics ---
+    stale_after_s: float = Field(900.0, gt=0, description="A vehicle silent for longer is 'stale'.")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        for server in v.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"FLEET_KAFKA_BOOTSTRAP entry {server!r} must look like host:port")
+        return v
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> "Settings":
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"FLEET_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "FLEET_KAFKA_SASL_MECHANISM, FLEET_KAFKA_SASL_USERNAME and FLEET_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """Bootstrap servers as a list (empty when the embedded broker is to be used)."""
+        return [s.strip() for s in self.kafka_bootstrap.split(",")] if self.kafka_bootstrap else []
+
+    @property
+    def stale_after_ms(self) -> int:
+        """:attr:`stale_after_s` in milliseconds."""
+        return int(self.stale_after_s * 1000)
+
+    @property
+    def twin_changelog_topic(self) -> str:
+        """Faust's name for the twin table's changelog."""
+        return f"{self.app_id}-twins-changelog"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (plus explicit overrides), raising a clear error."""
+    from pydantic import ValidationError
+
+    from twins.errors import ConfigurationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"FLEET_{'_'.join(str(p) for p in e['loc']).upper() or '?'}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}. Fix the environment variables and restart.") from None

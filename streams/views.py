@@ -1,0 +1,174 @@
+"""HTTP API (JSON) served by every worker.
+
+Single-vehicle reads are routed to the worker that owns the VIN's partition
+(Faust table routing). Fleet-wide reads scatter to every worker's ``?local=1``
+variant and merge, so any worker answers for the whole fleet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import aiohttp
+from aiokafka.partitioner import murmur2
+from faust import web
+
+from streams import metrics
+from twins.reading import VIN_PATTERN
+from twins.twin import Twin, decode_twin, is_stale
+from twins.view import FleetSummary, twin_brief, twin_view
+
+_VIN_RE = re.compile(VIN_PATTERN)
+MAX_LIMIT = 10_000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _partition_of(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def local_twins(app: Any) -> list[Twin]:
+    """Twins of this worker's active partitions (unflushed changes included)."""
+    settings = app.fleet_settings
+    actives = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.topic_telemetry}
+    dirty = app.ingest.dirty
+    out: list[Twin] = list(dirty.values())
+    for key, raw in app.twins.data.items():
+        if raw is None or key.decode() in dirty:
+            continue
+        if _partition_of(key, settings.partitions) in actives:
+            out.append(decode_twin(raw))
+    metrics.TWINS_LOCAL.set(len(out))
+    return out
+
+
+def _peer_urls(app: Any) -> list[str]:
+    me = str(app.conf.canonical_url).rstrip("/")
+    hosts = {str(h).rstrip("/") for h in app.router.table_metadata(app.twins.name)}
+    return sorted(h for h in hosts if h != me)
+
+
+async def _gather(app: Any, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """GET ``path?local=1`` on every other worker; a worker that fails is reported, not hidden."""
+    urls = _peer_urls(app)
+    if not urls:
+        return []
+    timeout = aiohttp.ClientTimeout(total=5)
+
+    async def one(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+        try:
+            async with session.get(f"{base}{path}", params={**params, "local": "1"}) as resp:
+                resp.raise_for_status()
+                return {"worker": base, "body": await resp.json()}
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return {"worker": base, "error": f"{type(exc).__name__}: {exc}"}
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        return list(await asyncio.gather(*(one(session, u) for u in urls)))
+
+
+def _bool_param(request: web.Request, name: str) -> bool | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(f"query parameter {name}={raw!r} must be true or false")
+
+
+def register_views(app: Any) -> None:
+    """Attach the API to ``app``."""
+    settings = app.fleet_settings
+    stale_ms = settings.stale_after_ms
+
+    @app.page("/healthz")
+    class Health(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Ready(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            recovery = app.tables.recovery
+            checks = {
+                "rebalancing": bool(app.rebalancing),
+                "recovery_done": bool(recovery.completed.is_set()),
+                "assigned_partitions": len(app.assignor.assigned_actives()),
+            }
+            ready = not checks["rebalancing"] and checks["recovery_done"] and checks["assigned_partitions"] > 0
+            return self.json({"ready": ready, **checks}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    class Metrics(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/twins/{vin}")
+    class TwinDetail(web.View):
+        @app.table_route(table=app.twins, match_info="vin")
+        async def get(self, request: web.Request, vin: str) -> web.Response:
+            if not _VIN_RE.match(vin):
+                return self.json({"error": f"{vin!r} is not a VIN (17 characters, no I, O or Q)"}, status=400)
+            twin = app.ingest.get_twin(vin)
+            if twin is None:
+                return self.json(
+                    {"error": f"no twin for VIN {vin!r}: the fleet has sent no valid telemetry for it yet"},
+                    status=404,
+                )
+            return self.json(twin_view(twin, _now_ms(), stale_ms))
+
+    @app.page("/twins")
+    class TwinList(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            try:
+                stale = _bool_param(request, "stale")
+                limit = int(request.query.get("limit", "100"))
+                if not 1 <= limit <= MAX_LIMIT:
+                    raise ValueError(f"query parameter limit={limit} must be between 1 and {MAX_LIMIT}")
+            except ValueError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            now = _now_ms()
+            rows = [twin_brief(t, now, stale_ms) for t in local_twins(app)
+                    if stale is None or is_stale(t, now, stale_ms) == stale]
+            errors: list[dict[str, str]] = []
+            if not request.query.get("local"):
+                params = {"limit": str(limit)} | ({"stale": str(stale).lower()} if stale is not None else {})
+                for peer in await _gather(app, "/twins", params):
+                    if "error" in peer:
+                        errors.append(peer)
+                    else:
+                        rows.extend(peer["body"]["twins"])
+            rows.sort(key=lambda r: (r["last_seen_ms"], r["vin"]))
+            body: dict[str, Any] = {"count": min(len(rows), limit), "twins": rows[:limit]}
+            if errors:
+                body["partial"] = errors
+            return self.json(body)
+
+    @app.page("/fleet/summary")
+    class Summary(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            now = _now_ms()
+            summary = FleetSummary()
+            for t in local_twins(app):
+                summary.add(t, now, stale_ms)
+            errors: list[dict[str, str]] = []
+            workers = 1
+            if not request.query.get("local"):
+                for peer in await _gather(app, "/fleet/summary", {}):
+                    if "error" in peer:
+                        errors.append(peer)
+                    else:
+                        summary.merge(peer["body"])
+                        workers += 1
+            body = summary.as_dict() | {"workers": workers, "stale_after_s": settings.stale_after_s}
+            if errors:
+                body["partial"] = errors
+            return self.json(body)
