@@ -15,9 +15,11 @@ committed offset never runs ahead of the changelog.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -52,6 +54,21 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         for tp in list(self._batch_committable):
             if topics is None or tp in topics or tp.topic in topics:
                 yield tp
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        """End offsets; verified by a probe fetch when ``verify_end_offsets`` is set.
+
+        Tansu (the embedded dev broker) answers ListOffsets(latest) with the *base*
+        offset of the last batch + 1, so Faust's changelog recovery would stop
+        short of the last batch and lose state. The probe reads the batch at
+        ``end - 1`` and returns its last offset + 1. It only ever raises a value,
+        so it is harmless on a correct broker.
+        """
+        reported = dict(await super().highwaters(*partitions))
+        settings = getattr(self.app, "fleet_settings", None)
+        if settings is None or not settings.verify_end_offsets:
+            return reported
+        return await probe_end_offsets(settings.bootstrap_servers, reported)
 
     def _new_offset(self, tp: TP) -> Optional[int]:
         if tp.topic in self.batch_handlers:
@@ -107,6 +124,34 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+
+async def probe_end_offsets(bootstrap: list[str], reported: Mapping[TP, int], timeout_s: float = 3.0) -> dict[TP, int]:
+    """Correct end offsets by reading what actually lies at and after ``reported - 1``."""
+    out = dict(reported)
+    todo = {tp: end for tp, end in reported.items() if end}
+    if not todo:
+        return out
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assignment = {TopicPartition(tp.topic, tp.partition): tp for tp in todo}
+        consumer.assign(list(assignment))
+        for ktp, tp in assignment.items():
+            consumer.seek(ktp, todo[tp] - 1)
+        pending = set(assignment)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while pending and loop.time() < deadline:
+            batches = await consumer.getmany(*pending, timeout_ms=200)
+            for ktp, records in batches.items():
+                if records:
+                    tp = assignment[ktp]
+                    out[tp] = max(out[tp], records[-1].offset + 1)
+                    pending.discard(ktp)
+    finally:
+        await consumer.stop()
+    return out
 
 
 class BatchingTransport(faust_aiokafka.Transport):

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    verify_end_offsets: bool = Field(
+        False, description="Probe end offsets before changelog recovery (needed on the embedded Tansu broker)."
+    )
     replication_factor: int = Field(1, ge=1, le=5, description="Replication of the topics we create.")
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of the telemetry topic and the twin table.")
 

@@ -23,6 +23,7 @@ from models.simulation.resources import read_text
 
 CYCLE_NAMES = ("udds", "hwfet")
 KEY_OFF_STOP_S = 180  # stops at least this long are taken with the key off
+DIST_M, KEY_ON_S = 0, 1  # channels of RouteSet.cum
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ class RouteSet:
 
     ``speed_mps[r, k]`` is the speed at second ``k`` (linear in between);
     second ``k`` spans ``[k, k+1)`` and has mean speed ``v_mean`` and constant
-    acceleration ``accel_mps2``. ``cum_*`` have ``length_s + 1`` columns and
-    start at 0.
+    acceleration ``accel_mps2``. ``cum[r, k, c]`` holds the integrals from 0 to
+    second ``k`` (``length_s + 1`` columns) of channel ``c``: ``DIST_M`` metres
+    travelled and ``KEY_ON_S`` seconds with the key on.
     """
 
     length_s: int
@@ -68,8 +70,7 @@ class RouteSet:
     v_mean: NDArray[np.float64]
     accel_mps2: NDArray[np.float64]
     key_on: NDArray[np.bool_]
-    cum_dist_m: NDArray[np.float64]
-    cum_key_on_s: NDArray[np.float64]
+    cum: NDArray[np.float64]
     next_stop: NDArray[np.int64]
     cycle_starts: tuple[NDArray[np.int64], ...]
 
@@ -126,28 +127,36 @@ def build_routes(seed: int, n_routes: int = 4, length_s: int = 6 * 3600,
     v_mean = 0.5 * (speed + nxt_speed)
     accel = nxt_speed - speed
     key_on = np.stack(keys)
-    zeros = np.zeros((n_routes, 1))
-    cum_dist = np.concatenate([zeros, np.cumsum(v_mean, axis=1)], axis=1)
-    cum_key = np.concatenate([zeros, np.cumsum(key_on, axis=1, dtype=np.float64)], axis=1)
+    cum = cumulate(np.stack([v_mean, key_on.astype(np.float64)], axis=-1))
     next_stop = np.stack([_next_stop(v) for v in speed])
-    return RouteSet(length_s, speed, v_mean, accel, key_on, cum_dist, cum_key, next_stop, tuple(starts))
+    return RouteSet(length_s, speed, v_mean, accel, key_on, cum, next_stop, tuple(starts))
+
+
+def cumulate(per_second: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Cumulative integrals along axis 1 with a leading zero: (rows, L, C) -> (rows, L + 1, C)."""
+    zeros = np.zeros((per_second.shape[0], 1) + per_second.shape[2:])
+    return np.ascontiguousarray(np.concatenate([zeros, np.cumsum(per_second, axis=1)], axis=1))
 
 
 def cumulative_at(cum: NDArray[np.float64], row: NDArray[np.int64], u: NDArray[np.float64]
                   ) -> NDArray[np.float64]:
-    """Value of a cyclic cumulative integral ``cum[row]`` at unwrapped route time ``u``.
+    """All channels of a cyclic cumulative integral ``cum[row]`` at unwrapped route time ``u``.
 
-    ``cum`` has shape ``(rows, L + 1)``; the integral keeps growing across
-    wraps, so ``cumulative_at(c, r, u1) - cumulative_at(c, r, u0)`` is the
-    integral over ``[u0, u1]``.
+    ``cum`` has shape ``(rows, L + 1, C)``; the result has shape ``(len(u), C)``.
+    The integral keeps growing across wraps, so ``cumulative_at(c, r, u1) -
+    cumulative_at(c, r, u0)`` is the integral over ``[u0, u1]``.
     """
     length = cum.shape[1] - 1
+    flat = cum.reshape(-1, cum.shape[2])      # a view; np.take on rows is the fastest gather
     wraps = np.floor(u / length)
     local = u - wraps * length
     k = np.minimum(local.astype(np.int64), length - 1)
-    frac = local - k
-    lo = cum[row, k]
-    return wraps * cum[row, length] + lo + frac * (cum[row, k + 1] - lo)
+    frac = (local - k)[:, None]
+    base = row * (length + 1)
+    lo = np.take(flat, base + k, axis=0)
+    hi = np.take(flat, base + k + 1, axis=0)
+    total = np.take(flat, base + length, axis=0)
+    return wraps[:, None] * total + lo + frac * (hi - lo)
 
 
 def sample_at(series: NDArray[np.float64], row: NDArray[np.int64], u: NDArray[np.float64]

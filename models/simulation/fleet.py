@@ -19,11 +19,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.simulation import gps, thermal
-from models.simulation.drive_cycles import build_routes, cumulative_at, sample_at, speed_at
+from models.simulation.drive_cycles import DIST_M, KEY_ON_S, build_routes, cumulative_at, sample_at, speed_at
 from models.simulation.dtc import MASK_TO_CODES, DtcState
 from models.simulation.ev_models import load_ev_models
-from models.simulation.powertrain import (charge_taper, hvac_power_w, open_circuit_voltage, pack_current,
-                                          pack_resistance, route_energy)
+from models.simulation.powertrain import (ABS_MOTOR_KJ, BATT_KJ, BATT_SQ, MOTOR_LOSS_KJ, charge_taper,
+                                          hvac_power_w, open_circuit_voltage, pack_current, pack_resistance,
+                                          route_energy)
 from models.simulation.regions import REGIONS
 from models.simulation.schedule import plan_departures
 from models.simulation.telemetry import LV_ACC, LV_LOCK, LV_OFF, LV_ON, LV_START, LV_STATES, TB, TelemetryEncoder
@@ -138,9 +139,7 @@ class FleetSimulator:
 
     def _weather(self, ts_ms: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """Ambient °C, relative humidity % and GHI W/m² per vehicle at ``ts_ms``."""
-        t = np.array([float(s.air_temperature(ts_ms)) for s in self._sites])
-        rh = np.array([float(s.relative_humidity(ts_ms)) for s in self._sites])
-        ghi = np.array([float(s.irradiance(ts_ms)) for s in self._sites])
+        t, rh, ghi = np.array([s.sample(ts_ms) for s in self._sites], dtype=np.float64).T
         idx = self._p.region_idx
         return t[idx], rh[idx], ghi[idx]
 
@@ -203,16 +202,17 @@ class FleetSimulator:
         row = en.row(self.route, p.model_idx)
         u0 = self.u
         u1 = np.where(drv, np.minimum(u0 + dt, self.u_end), u0)
-        dist_km = (cumulative_at(routes.cum_dist_m, self.route, u1)
-                   - cumulative_at(routes.cum_dist_m, self.route, u0)) / 1000.0
+        d_route = cumulative_at(routes.cum, self.route, u1) - cumulative_at(routes.cum, self.route, u0)
+        d_energy = cumulative_at(en.cum, row, u1) - cumulative_at(en.cum, row, u0)
+        dist_km = d_route[:, DIST_M] / 1000.0
+        key_s = d_route[:, KEY_ON_S]
         eff = p.efficiency_factor
-        e_trac = (cumulative_at(en.cum_batt_kj, row, u1) - cumulative_at(en.cum_batt_kj, row, u0)) * eff
-        e_abs = cumulative_at(en.cum_abs_motor_kj, row, u1) - cumulative_at(en.cum_abs_motor_kj, row, u0)
-        e_loss = cumulative_at(en.cum_motor_loss_kj, row, u1) - cumulative_at(en.cum_motor_loss_kj, row, u0)
-        e_sq = (cumulative_at(en.cum_batt_sq, row, u1) - cumulative_at(en.cum_batt_sq, row, u0)) * eff**2
-        key_s = cumulative_at(routes.cum_key_on_s, self.route, u1) - cumulative_at(routes.cum_key_on_s, self.route, u0)
-        remaining_km = (cumulative_at(routes.cum_dist_m, self.route, self.u_end)
-                        - cumulative_at(routes.cum_dist_m, self.route, u1)) / 1000.0
+        e_trac = d_energy[:, BATT_KJ] * eff
+        e_abs = d_energy[:, ABS_MOTOR_KJ]
+        e_loss = d_energy[:, MOTOR_LOSS_KJ]
+        e_sq = d_energy[:, BATT_SQ] * eff**2
+        remaining_km = (cumulative_at(routes.cum, self.route, self.u_end)[:, DIST_M]
+                        - cumulative_at(routes.cum, self.route, u1)[:, DIST_M]) / 1000.0
         self.u = u1
 
         # 3. battery: mean power into the pack, SoC, I²R heat

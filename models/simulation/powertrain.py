@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from models.simulation.drive_cycles import RouteSet
+from models.simulation.drive_cycles import RouteSet, cumulate
 from models.simulation.ev_models import EVModel
 
 AIR_DENSITY = 1.2      # kg/m^3
@@ -31,6 +31,7 @@ PAYLOAD_KG = 120.0     # driver plus a little cargo
 REGEN_BLEND = 0.75     # share of braking power the motor (not the friction brakes) absorbs
 REGEN_FADE_MPS = 3.0   # regen fades out linearly below this speed
 REGEN_MAX_KW = 60.0
+BATT_KJ, ABS_MOTOR_KJ, MOTOR_LOSS_KJ, BATT_SQ = 0, 1, 2, 3  # channels of RouteEnergy.cum
 
 #: Cell open-circuit voltage (V) versus SoC 0, 10, ..., 100 %.
 OCV_TABLE: dict[str, NDArray[np.float64]] = {
@@ -44,20 +45,17 @@ class RouteEnergy:
     """Per (route, model) traction power traces; row = ``route * n_models + model``.
 
     ``motor_kw`` is shaft power and ``batt_kw`` the pack's traction draw
-    (discharge positive) per route second (both negative regenerating);
-    ``cum_batt_kj`` integrates the pack's traction draw (discharge positive),
-    ``cum_abs_motor_kj`` integrates ``|P_motor|``, ``cum_motor_loss_kj`` the motor
-    losses and ``cum_batt_sq`` integrates the squared pack draw (kW²·s), for
-    I²R heating.
+    (discharge positive) per route second (both negative regenerating).
+    ``cum[row, k, c]`` integrates channel ``c`` up to route second ``k``:
+    ``BATT_KJ`` the pack's traction draw, ``ABS_MOTOR_KJ`` ``|P_motor|``,
+    ``MOTOR_LOSS_KJ`` the motor losses and ``BATT_SQ`` the squared pack draw
+    (kW²·s, for I²R heating).
     """
 
     n_models: int
     motor_kw: NDArray[np.float64]
     batt_kw: NDArray[np.float64]
-    cum_batt_kj: NDArray[np.float64]
-    cum_abs_motor_kj: NDArray[np.float64]
-    cum_motor_loss_kj: NDArray[np.float64]
-    cum_batt_sq: NDArray[np.float64]
+    cum: NDArray[np.float64]
 
     def row(self, route: NDArray[np.int64], model: NDArray[np.int64]) -> NDArray[np.int64]:
         """Row index for per-vehicle route and model indices."""
@@ -90,10 +88,6 @@ def motor_and_battery_kw(model: EVModel, p_wheel_kw: NDArray[np.float64], v_mean
     return p_motor, p_batt, loss
 
 
-def _cum(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
-
-
 def route_energy(routes: RouteSet, models: tuple[EVModel, ...]) -> RouteEnergy:
     """Precompute traction power traces and their integrals for every (route, model)."""
     motor, batt, loss = [], [], []
@@ -105,7 +99,7 @@ def route_energy(routes: RouteSet, models: tuple[EVModel, ...]) -> RouteEnergy:
             batt.append(pb)
             loss.append(pl)
     pm, pb, pl = np.stack(motor), np.stack(batt), np.stack(loss)
-    return RouteEnergy(len(models), pm, pb, _cum(pb), _cum(np.abs(pm)), _cum(pl), _cum(pb * pb))
+    return RouteEnergy(len(models), pm, pb, cumulate(np.stack([pb, np.abs(pm), pl, pb * pb], axis=-1)))
 
 
 def pack_ocv_table(chemistry: str, cells_series: int) -> NDArray[np.float64]:

@@ -26,7 +26,7 @@ RADIATOR_G_PER_MPS = 15.0           # ram air
 RADIATOR_FAN_G_W_PER_K = 300.0      # fan above 45 °C
 COOLANT_PARKED_G_W_PER_K = 25.0     # natural convection, pump off
 # Motor windings relative to coolant.
-MOTOR_RTH_K_PER_W = 0.030
+MOTOR_RTH_K_PER_W = 0.040
 MOTOR_TAU_ON_S = 900.0
 MOTOR_TAU_OFF_S = 2400.0
 # Inverter power module (junction side) relative to coolant.
@@ -51,7 +51,7 @@ def relax(temp: Array, t_ss: Array, dt_s: float, tau_s: Array | float) -> Array:
 
 def inverter_loss_w(motor_abs_kw: Array) -> Array:
     """Inverter switching + conduction loss (W) at mean |motor power| (kW)."""
-    return 12.0 * motor_abs_kw + 0.12 * motor_abs_kw**2
+    return 20.0 * motor_abs_kw + 0.25 * motor_abs_kw**2
 
 
 def coolant_step(t_cool: Array, t_amb: Array, heat_w: Array, speed_mps: Array, pump_on: NDArray[np.bool_],

@@ -23,6 +23,10 @@ from models.simulation.vin import make_vins
 #: Depot offsets (east km, north km) from a region's home; scaled down for small regions.
 DEPOT_OFFSETS_KM = ((0.0, 0.0), (4.0, -2.5), (-3.0, 3.5))
 SOFTWARE_RELEASES = 3
+#: Floor on pack heat capacity: ~6.5 kg of pack per kWh at ~1 kJ/(kg·K). fastsim's lumped
+#: values (tuned for its cabin/HVAC coupling) are about half that, which would let
+#: I²R heat during fast charging warm a pack implausibly fast.
+PACK_HEAT_CAPACITY_J_PER_K_PER_KWH = 6_500.0
 
 
 def software_versions(prefix: str) -> tuple[str, ...]:
@@ -99,7 +103,8 @@ def build_fleet(rng: np.random.Generator, n: int, regions: Sequence[Region], mod
         r25_ohm=model_array(models, "pack_resistance_ohm")[model_idx] * rng.uniform(0.9, 1.15, n),
         capacity_kwh=kwh,
         nominal_v=ocv_tables[model_idx, 5],
-        batt_c_j_per_k=model_array(models, "battery_heat_capacitance_j_per_k")[model_idx],
+        batt_c_j_per_k=np.maximum(model_array(models, "battery_heat_capacitance_j_per_k")[model_idx],
+                                  PACK_HEAT_CAPACITY_J_PER_K_PER_KWH * kwh),
         batt_g_w_per_k=model_array(models, "battery_conductance_to_amb_w_per_k")[model_idx],
         batt_cool_g=cooling[model_idx],
         heat_pump=np.array([m.cabin_heat_source == "HeatPump" for m in models])[model_idx],

@@ -55,13 +55,21 @@ class SiteWeather:
         sec = np.where(leap & (sec >= _FEB29_START_S), sec - 86_400.0, sec)
         return sec / 3600.0 - 1.0  # row i is the value at the end of hour i+1
 
-    def _interp(self, series: NDArray[np.float64], ts_ms: ArrayLike) -> NDArray[np.float64]:
+    def _weights(self, ts_ms: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
         pos = self.hour_position(ts_ms)
         base = np.floor(pos)
-        frac = pos - base
         i0 = base.astype(np.int64) % HOURS_PER_YEAR
-        i1 = (i0 + 1) % HOURS_PER_YEAR
+        return i0, (i0 + 1) % HOURS_PER_YEAR, pos - base
+
+    def _interp(self, series: NDArray[np.float64], ts_ms: ArrayLike) -> NDArray[np.float64]:
+        i0, i1, frac = self._weights(ts_ms)
         return series[i0] * (1.0 - frac) + series[i1] * frac
+
+    def sample(self, ts_ms: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Air temperature (°C), relative humidity (%) and GHI (W/m²) in one lookup."""
+        i0, i1, frac = self._weights(ts_ms)
+        return tuple(x[i0] * (1.0 - frac) + x[i1] * frac  # type: ignore[return-value]
+                     for x in (self.temp_air_c, self.rh_pct, self.ghi_wm2))
 
     def air_temperature(self, ts_ms: ArrayLike) -> NDArray[np.float64]:
         """Dry-bulb air temperature in °C at UTC epoch-ms timestamp(s)."""
