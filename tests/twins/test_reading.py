@@ -74,3 +74,20 @@ def test_missing_field_and_garbage():
     with pytest.raises(InvalidReading, match="not valid JSON") as err:
         decode_reading(b"\x00\x01not json")
     assert err.value.field == "$"
+
+
+def test_committed_json_schema_matches_the_decoder():
+    from twins.schema import SCHEMA_PATH, render
+
+    assert SCHEMA_PATH.read_text() == render(), "run `make schema` and commit twins/telemetry.schema.json"
+
+
+def test_json_schema_lists_every_signal_with_its_range():
+    from twins.schema import telemetry_schema
+    from twins.signals import SIGNALS
+
+    props = telemetry_schema()["$defs"]["Signals"]["properties"]
+    assert set(props) == {s.path for s in SIGNALS}
+    speed = props["Vehicle.Speed"]
+    assert (speed["minimum"], speed["maximum"]) == (-250, 400)
+    assert "km/h" in speed["description"]
