@@ -109,6 +109,10 @@ def service(broker: EmbeddedBroker, settings: Settings, n: int, tmp: Path) -> di
     log = open(tmp / "worker.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
+    spy = None
+    if os.environ.get("BENCH_PROFILE"):
+        spy = subprocess.Popen(["py-spy", "record", "-p", str(proc.pid), "-o", os.environ["BENCH_PROFILE"],
+                                "-f", "raw", "-r", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         t_first = None
         deadline = time.monotonic() + 600
@@ -128,6 +132,9 @@ def service(broker: EmbeddedBroker, settings: Settings, n: int, tmp: Path) -> di
         elapsed = time.perf_counter() - t_first
         return {"records": n - first_count, "seconds": elapsed, "records_per_s": (n - first_count) / elapsed}
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 

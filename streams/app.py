@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> FleetApp:
         broker_commit_interval=settings.commit_interval_s,
         broker_max_poll_records=settings.ingest_max_records,
         consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=4 << 20,
         producer_linger_ms=5,
         producer_max_batch_size=1 << 20,
         table_standby_replicas=0,

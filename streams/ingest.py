@@ -119,10 +119,9 @@ class TwinIngest:
             if not self.dirty and not self.pending_offsets:
                 return 0
             started = time.perf_counter()
-            table = self.table
             n = len(self.dirty)
             for vin, twin in self.dirty.items():
-                table[vin.encode()] = encode_twin(twin)
+                self._write(self.dirty_tp[vin].partition, vin.encode(), encode_twin(twin))
             self.dirty.clear()
             self.dirty_tp.clear()
             consumer = self.consumer
@@ -133,6 +132,21 @@ class TwinIngest:
         metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
         metrics.DIRTY_TWINS.set(0)
         return n
+
+    def _write(self, partition: int, key: bytes, value: bytes) -> None:
+        """Store + changelog write for ``partition`` (the source partition, as Faust tables do).
+
+        ``Table.__setitem__`` needs a current stream event to find the partition,
+        which a batch does not have, so we do its two steps explicitly.
+        """
+        store = self.table.data
+        db_for_partition = getattr(store, "_db_for_partition", None)
+        if db_for_partition is not None:  # RocksDB store: one DB per partition
+            db_for_partition(partition).put(key, value)
+            store._key_index[key] = partition
+        else:
+            store[key] = value
+        self.table.send_changelog(partition, key, value)
 
     async def on_revoked(self, revoked: set[TP]) -> None:
         """Partitions moved away: drop their unflushed twins and offsets; the new owner replays them.

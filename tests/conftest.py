@@ -73,7 +73,7 @@ class Stack:
     tmp: Path
     workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def env(self, port: int) -> dict[str, str]:
+    def env(self, port: int, data_name: str | None = None) -> dict[str, str]:
         s = self.settings
         return dict(
             os.environ,
@@ -83,7 +83,8 @@ class Stack:
             FLEET_TOPIC_TELEMETRY_DLQ=s.topic_telemetry_dlq,
             FLEET_PARTITIONS=str(s.partitions),
             FLEET_WEB_PORT=str(port),
-            FLEET_DATA_DIR=str(self.tmp / f"worker-{port}"),
+            FLEET_DATA_DIR=str(self.tmp / (data_name or f"worker-{port}")),
+            FLEET_STORE=s.store,
             FLEET_SESSION_TIMEOUT_S=str(s.session_timeout_s),
             FLEET_REBALANCE_TIMEOUT_S=str(s.rebalance_timeout_s),
             FLEET_HEARTBEAT_INTERVAL_S=str(s.heartbeat_interval_s),
@@ -94,11 +95,11 @@ class Stack:
             FLEET_VERIFY_END_OFFSETS="true",
         )
 
-    def start_worker(self, wait_ready: bool = True) -> int:
-        """Start a ``fleet worker`` process; returns its web port."""
+    def start_worker(self, wait_ready: bool = True, data_name: str | None = None) -> int:
+        """Start a ``fleet worker`` process; returns its web port. ``data_name`` reuses a data dir."""
         port = free_port()
         log = open(self.tmp / f"worker-{port}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env(port),
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=self.env(port, data_name),
                                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         self.workers[port] = proc
         if wait_ready:

@@ -30,7 +30,7 @@ MOTOR_RTH_K_PER_W = 0.040
 MOTOR_TAU_ON_S = 900.0
 MOTOR_TAU_OFF_S = 2400.0
 # Inverter power module (junction side) relative to coolant.
-INVERTER_RTH_K_PER_W = 0.045
+INVERTER_RTH_K_PER_W = 0.055
 INVERTER_TAU_ON_S = 30.0
 INVERTER_TAU_OFF_S = 600.0
 # Battery thermal management.
