@@ -36,7 +36,8 @@ DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 MAX_VEHICLES = 1_000_000
 MAX_DT_S = 86_400.0
 SNAPSHOT_EVERY = 300
-HARD_FLOOR_SOC = 0.06
+HARD_FLOOR_SOC = 0.06      # below this a driving vehicle heads to a fast charger at once
+MIN_DRIVE_SOC = 0.03       # a step never drives the pack below this
 AC_CHARGER_EFF = 0.92
 LOCK_AFTER_MS = 120_000
 CALENDAR_FADE_PCT_PER_S = 1.0 / (365.0 * 86_400.0)   # ~1 %/yr at 25 °C, doubling per +10 K
@@ -211,9 +212,6 @@ class FleetSimulator:
         e_abs = d_energy[:, ABS_MOTOR_KJ]
         e_loss = d_energy[:, MOTOR_LOSS_KJ]
         e_sq = d_energy[:, BATT_SQ] * eff**2
-        remaining_km = (cumulative_at(routes.cum, self.route, self.u_end)[:, DIST_M]
-                        - cumulative_at(routes.cum, self.route, u1)[:, DIST_M]) / 1000.0
-        self.u = u1
 
         # 3. battery: mean power into the pack, SoC, I²R heat
         ocv = open_circuit_voltage(self.soc, p.ocv_table)
@@ -227,14 +225,25 @@ class FleetSimulator:
         i_avg = pack_current(p_in, ocv, r_pack)
         q_ah = p.capacity_kwh * self.soh / 100.0 * 1000.0 / p.nominal_v
         dsoc = i_avg * dt / 3600.0 / q_ah
+        # A coarse step must not drive the pack flat: drive only the share of it the charge allows.
+        short = drv & (self.soc + dsoc < MIN_DRIVE_SOC)
+        if short.any():
+            f = np.where(short, np.clip((self.soc - MIN_DRIVE_SOC) / np.where(short, -dsoc, 1.0), 0.0, 1.0), 1.0)
+            u1 = u0 + f * (u1 - u0)
+            dsoc, dist_km, e_abs, e_loss, p_trac = dsoc * f, dist_km * f, e_abs * f, e_loss * f, p_trac * f
+            e_sq, key_s = e_sq * f, key_s * f
+        self.u = u1
+        remaining_km = (cumulative_at(routes.cum, self.route, self.u_end)[:, DIST_M]
+                        - cumulative_at(routes.cum, self.route, u1)[:, DIST_M]) / 1000.0
         target = np.where(ac, p.profile.ac_target, np.where(dc, self.dc_target, 1.0))
         charging = ac | dc
-        frac = np.where(charging & (dsoc > 0), np.clip((target - self.soc) / np.where(dsoc > 0, dsoc, 1.0), 0, 1), 1.0)
+        room = np.clip((target - self.soc) / np.where(dsoc > 0, dsoc, 1.0), 0.0, 1.0)
+        frac = np.where(charging & (dsoc > 0), room, 1.0)
         dsoc = dsoc * frac
         self.soc = np.clip(self.soc + dsoc, 0.0, 1.0)
         mean_sq = np.where(drv, e_sq * 1e6 / dt + 2.0 * aux * p_trac + aux * aux, p_in * p_in * frac)
         heat_w = r_pack * mean_sq / (ocv * ocv)
-        throughput_kwh = np.abs(i_avg) * frac * ocv * dt / 3.6e6
+        throughput_kwh = np.abs(dsoc) * q_ah * ocv / 1000.0
 
         # 4. end-of-step transitions
         stopped = speed_at(routes, self.route, u1) <= 0.05
