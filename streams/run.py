@@ -63,7 +63,8 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
     def _on_term(*_: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _on_term)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_term)
     try:
         env = dict(os.environ)
         if settings.kafka_bootstrap:

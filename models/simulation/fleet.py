@@ -43,6 +43,7 @@ LOCK_AFTER_MS = 120_000
 CALENDAR_FADE_PCT_PER_S = 1.0 / (365.0 * 86_400.0)   # ~1 %/yr at 25 °C, doubling per +10 K
 CYCLE_FADE_PCT_PER_FEC = 0.01                           # per full equivalent cycle
 OTA_PROB_PER_SHIFT = 0.02
+CATCH_UP_MS = 14 * 3_600_000
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
@@ -124,7 +125,9 @@ class FleetSimulator:
         self.route = np.zeros(n, dtype=np.int64)
         self.u = np.zeros(n)
         self.u_end = np.zeros(n)
-        self.depart_ms = plan_departures(rng, p.profile, p.timezones, p.region_idx, np.arange(n), self._now)
+        # Plan from 14 h back so that shifts already under way at start_ms are picked up below.
+        self.depart_ms = plan_departures(rng, p.profile, p.timezones, p.region_idx, np.arange(n),
+                                         self._now - CATCH_UP_MS)
         self.parked_since = np.full(n, self._now - 3_600_000, dtype=np.int64)
         self.dc_target = np.full(n, 0.8)
         self.east, self.north = np.zeros(n), np.zeros(n)
@@ -137,6 +140,27 @@ class FleetSimulator:
         self.air_noise = np.zeros(n)
         self.sw_idx = p.software_base + (rng.random(n) < 0.3)
         self.dtc = DtcState(n)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Put vehicles whose shift is under way at ``start_ms`` on the road, part-way through it."""
+        p, rng = self._p, self._rng
+        past = np.flatnonzero(self.depart_ms <= self._now)
+        if past.size == 0:
+            return
+        parked_mode = self.mode[past].copy()
+        self._start_shifts(past)
+        late_s = (self._now - self.depart_ms[past]) / 1000.0
+        ongoing = late_s < self.u_end[past] - self.u[past]
+        done = past[~ongoing]
+        self.mode[done] = parked_mode[~ongoing]
+        if done.size:
+            self.depart_ms[done] = plan_departures(rng, p.profile, p.timezones, p.region_idx, done, self._now)
+        busy = past[ongoing]
+        self.u[busy] += late_s[ongoing]
+        radius = p.roam_km[busy] * 0.5 * np.sqrt(rng.random(busy.size))
+        angle = rng.uniform(-np.pi, np.pi, busy.size)
+        self.east[busy], self.north[busy] = radius * np.sin(angle), radius * np.cos(angle)
 
     def _weather(self, ts_ms: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """Ambient °C, relative humidity % and GHI W/m² per vehicle at ``ts_ms``."""
