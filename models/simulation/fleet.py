@@ -18,61 +18,49 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.simulation import gps, thermal
+from models.simulation import gps, low_voltage, thermal
 from models.simulation.drive_cycles import DIST_M, KEY_ON_S, build_routes, cumulative_at, sample_at, speed_at
 from models.simulation.dtc import MASK_TO_CODES, DtcState
 from models.simulation.ev_models import load_ev_models
 from models.simulation.powertrain import (ABS_MOTOR_KJ, BATT_KJ, BATT_SQ, MOTOR_LOSS_KJ, charge_taper,
-                                          hvac_power_w, open_circuit_voltage, pack_current, pack_resistance,
-                                          route_energy)
+                                          dc_thermal_derate, hvac_power_w, open_circuit_voltage, pack_current,
+                                          pack_resistance, route_energy)
 from models.simulation.regions import REGIONS
 from models.simulation.schedule import plan_departures
-from models.simulation.telemetry import LV_ACC, LV_LOCK, LV_OFF, LV_ON, LV_START, LV_STATES, TB, TelemetryEncoder
+from models.simulation.telemetry import LV_STATES, TB, TelemetryEncoder
+from models.simulation.validation import check_int, check_regions, is_finite_number
 from models.simulation.vehicles import SOFTWARE_RELEASES, build_fleet
 from models.simulation.weather import load_site
 
 PARKED, AC_CHARGING, DRIVING, DC_CHARGING = 0, 1, 2, 3
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+MIN_START_MS, MAX_START_MS = 946_684_800_000, 4_070_908_800_000  # 2000-01-01 .. 2099-01-01 (twins accept 2000-2100)
 MAX_VEHICLES = 1_000_000
 MAX_DT_S = 86_400.0
 SNAPSHOT_EVERY = 300
 HARD_FLOOR_SOC = 0.06      # below this a driving vehicle heads to a fast charger at once
 MIN_DRIVE_SOC = 0.03       # a step never drives the pack below this
 AC_CHARGER_EFF = 0.92
-LOCK_AFTER_MS = 120_000
 CALENDAR_FADE_PCT_PER_S = 1.0 / (365.0 * 86_400.0)   # ~1 %/yr at 25 °C, doubling per +10 K
 CYCLE_FADE_PCT_PER_FEC = 0.01                           # per full equivalent cycle
 OTA_PROB_PER_SHIFT = 0.02
 CATCH_UP_MS = 14 * 3_600_000
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return int(value)
-
-
-def _check_regions(regions: Sequence[str] | None) -> list[str]:
-    if regions is None:
-        return list(REGIONS)
-    if isinstance(regions, str) or not isinstance(regions, Sequence) or len(regions) == 0:
-        raise ValueError(f"regions must be a non-empty sequence of region ids from {sorted(REGIONS)}, "
-                         f"got {regions!r}")
-    unknown = [r for r in regions if r not in REGIONS]
-    if unknown:
-        raise ValueError(f"unknown region {unknown[0]!r} in regions; valid regions: {sorted(REGIONS)}")
-    return list(regions)
-
-
 class FleetSimulator:
-    """Deterministic simulator of ``n_vehicles`` EVs spread round-robin over ``regions``."""
+    """Deterministic simulator of ``n_vehicles`` EVs spread round-robin over ``regions``.
+
+    Same arguments and the same sequence of ``step`` calls give byte-identical
+    messages. Per-vehicle state arrays (``soc``, ``mode``, ``t_inv`` ...) are
+    public for inspection only; do not write to them.
+    """
 
     def __init__(self, n_vehicles: int, seed: int = 0, start_ms: int = DEFAULT_START_MS,
                  regions: Sequence[str] | None = None) -> None:
-        n = _check_int("n_vehicles", n_vehicles, 1, MAX_VEHICLES)
-        seed = _check_int("seed", seed, 0, 2**63 - 1)
-        self._now = _check_int("start_ms", start_ms, 0, 4_102_444_800_000)  # up to 2100-01-01
-        region_list = _check_regions(regions)
+        n = check_int("n_vehicles", n_vehicles, 1, MAX_VEHICLES)
+        seed = check_int("seed", seed, 0, 2**63 - 1)
+        self._now = check_int("start_ms", start_ms, MIN_START_MS, MAX_START_MS)
+        region_list = check_regions(regions)
         self._rng = np.random.Generator(np.random.PCG64(seed))
         models = load_ev_models()
         self._p = p = build_fleet(self._rng, n, [REGIONS[r] for r in region_list], models)
@@ -80,7 +68,6 @@ class FleetSimulator:
         self._sites = [load_site(REGIONS[r].site_id) for r in p.region_ids]
         self._routes = build_routes(int(self._rng.integers(0, 2**62)))
         self._energy = route_energy(self._routes, models)
-        self._motor_max_kw = np.array([m.motor_max_power_kw for m in models])[p.model_idx]
         self._init_state(n)
         tables = {"Vehicle.LowVoltageSystemState": LV_STATES, "Vehicle.Diagnostics.DTCList": MASK_TO_CODES,
                   "Vehicle.Software.Version": p.software_table, "Vehicle.VehicleIdentification.Model": p.model_names,
@@ -106,13 +93,16 @@ class FleetSimulator:
             raise ValueError(f"unknown vin {vin!r}") from None
 
     def run(self, duration_s: float, rate_hz: float = 1.0) -> Iterator[list[dict[str, Any]]]:
-        """Yield ``step(1 / rate_hz)`` batches until ``duration_s`` of simulated time has elapsed."""
-        if not math.isfinite(duration_s) or duration_s < 0:
+        """Yield ``step(1 / rate_hz)`` batches until ``duration_s`` of simulated time has elapsed.
+
+        Arguments are checked when ``run`` is called, not on the first ``next()``.
+        """
+        if not is_finite_number(duration_s) or duration_s < 0:
             raise ValueError(f"duration_s must be finite and >= 0, got {duration_s!r}")
-        if not math.isfinite(rate_hz) or rate_hz <= 0:
+        if not is_finite_number(rate_hz) or rate_hz <= 0:
             raise ValueError(f"rate_hz must be finite and > 0, got {rate_hz!r}")
-        for _ in range(math.ceil(duration_s * rate_hz - 1e-9)):
-            yield self.step(1.0 / rate_hz)
+        steps = math.ceil(duration_s * rate_hz - 1e-9)
+        return (self.step(1.0 / rate_hz) for _ in range(steps))
 
     # ------------------------------------------------------------------ state
     def _init_state(self, n: int) -> None:
@@ -136,7 +126,7 @@ class FleetSimulator:
         self.t_cool, self.t_motor, self.t_inv = t_amb.copy(), t_amb.copy(), t_amb.copy()
         self.batt_cooling, self.batt_heating = np.zeros(n, bool), np.zeros(n, bool)
         self.btms_w = np.zeros(n)
-        self.lv_v = self._lv_rest(t_amb)
+        self.lv_v = low_voltage.rest_voltage(t_amb, p.lv_age_years)
         self.air_noise = np.zeros(n)
         self.sw_idx = p.software_base + (rng.random(n) < 0.3)
         self.dtc = DtcState(n)
@@ -167,11 +157,6 @@ class FleetSimulator:
         t, rh, ghi = np.array([s.sample(ts_ms) for s in self._sites], dtype=np.float64).T
         idx = self._p.region_idx
         return t[idx], rh[idx], ghi[idx]
-
-    def _lv_rest(self, t_amb: NDArray[np.float64]) -> NDArray[np.float64]:
-        """12 V battery resting voltage: lower when cold and as the battery ages."""
-        v = 12.72 - 0.005 * np.maximum(20.0 - t_amb, 0.0) - 0.035 * self._p.lv_age_years
-        return np.clip(v, 11.9, 12.8)
 
     # ------------------------------------------------------------------ transitions
     def _start_shifts(self, idx: NDArray[np.int64]) -> None:
@@ -204,9 +189,12 @@ class FleetSimulator:
 
     # ------------------------------------------------------------------ step
     def step(self, dt_s: float) -> list[dict[str, Any]]:
-        """Advance every vehicle by ``dt_s`` seconds; return one message per vehicle (vehicle order)."""
-        if isinstance(dt_s, bool) or not isinstance(dt_s, (int, float)) or not math.isfinite(dt_s) \
-                or not 0 < dt_s <= MAX_DT_S:
+        """Advance every vehicle by ``dt_s`` seconds; return one message per vehicle (vehicle order).
+
+        ``dt_s`` is rounded to whole milliseconds; every message carries the new
+        ``now_ms`` as ``ts`` and describes the state at that instant.
+        """
+        if not is_finite_number(dt_s) or not 0 < dt_s <= MAX_DT_S:
             raise ValueError(f"dt_s must be a finite number in (0, {MAX_DT_S:g}], got {dt_s!r}")
         dt_ms = max(1, int(round(dt_s * 1000)))
         dt = dt_ms / 1000.0
@@ -306,7 +294,8 @@ class FleetSimulator:
     def _charge_power_w(self, mode: NDArray[np.int8], soc: NDArray[np.float64]) -> NDArray[np.float64]:
         p = self._p
         ac_w = np.minimum(p.profile.evse_kw, p.ac_kw) * 1000.0 * AC_CHARGER_EFF * charge_taper(soc, dc=False)
-        dc_w = np.minimum(p.profile.dc_charger_kw, p.dc_max_kw) * 1000.0 * charge_taper(soc, dc=True)
+        dc_w = (np.minimum(p.profile.dc_charger_kw, p.dc_max_kw) * 1000.0 * charge_taper(soc, dc=True)
+                * dc_thermal_derate(self.t_batt))
         return np.where(mode == AC_CHARGING, ac_w, np.where(mode == DC_CHARGING, dc_w, 0.0))
 
     def _emit(self, t1: int, t_amb: NDArray[np.float64], rh: NDArray[np.float64], ghi: NDArray[np.float64],
@@ -334,10 +323,8 @@ class FleetSimulator:
         is_charging = (ac | dc) & (current > 0)
 
         awake = key_on | ac | dc
-        lv_target = np.where(awake, np.clip(14.1 + 0.015 * (25.0 - t_amb), 13.8, 14.4), self._lv_rest(t_amb))
-        self.lv_v = thermal.relax(self.lv_v, lv_target, dt, np.where(awake, 5.0, 1800.0))
-        lv_state = np.where(started, LV_START, np.where(key_on, LV_ON, np.where(dc, LV_ACC, LV_OFF)))
-        lv_state = np.where(~drv & ~dc & (t1 - self.parked_since >= LOCK_AFTER_MS), LV_LOCK, lv_state)
+        self.lv_v = low_voltage.voltage_step(self.lv_v, t_amb, p.lv_age_years, awake, dt)
+        lv_state = low_voltage.system_state(started, key_on, drv, dc, t1 - self.parked_since)
 
         decay = math.exp(-dt / 300.0)
         self.air_noise = self.air_noise * decay + 0.25 * math.sqrt(1.0 - decay * decay) * rng.standard_normal(p.n)

@@ -146,6 +146,11 @@ def charge_taper(soc: NDArray[np.float64], dc: bool) -> NDArray[np.float64]:
     return np.interp(soc, [0.0, 0.9, 1.0], [1.0, 1.0, 0.25])
 
 
+def dc_thermal_derate(pack_temp_c: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Fraction of DC fast-charge power the BMS allows at a pack temperature (cold and hot limits)."""
+    return np.interp(pack_temp_c, [-10.0, 0.0, 10.0, 45.0, 52.0, 58.0], [0.15, 0.35, 1.0, 1.0, 0.4, 0.1])
+
+
 def hvac_power_w(temp_amb_c: NDArray[np.float64], heat_pump: NDArray[np.bool_]) -> NDArray[np.float64]:
     """Cabin HVAC electrical draw (W): heating below 18 °C, cooling above 24 °C, 5 kW cap."""
     heat_load = 350.0 * np.maximum(18.0 - temp_amb_c, 0.0)

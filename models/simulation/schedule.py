@@ -4,7 +4,9 @@ Every vehicle has a standing profile (usual departure time, usual shift
 length, whether it works Sundays, charging habits) and each day draws a small
 jitter around it, so the fleet is staggered rather than in lockstep.
 Departures are planned in local wall-clock time via ``zoneinfo`` and stored
-as UTC epoch milliseconds.
+as UTC epoch milliseconds. If the IANA database is missing (slim containers
+without the ``tzdata`` package) the regions' zones fall back to their standard
+offset plus the US daylight-saving rule, which is what both zones follow.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,20 +54,54 @@ def draw_profiles(rng: np.random.Generator, n: int) -> DutyProfile:
     )
 
 
-@lru_cache(maxsize=8192)
-def _noon_offset_ms(tz: str, day: int) -> int:
-    """UTC offset (ms) in ``tz`` at local noon on epoch day ``day``."""
-    d = dt.date.fromordinal(_EPOCH_ORDINAL + day)
-    off = dt.datetime(d.year, d.month, d.day, 12, tzinfo=ZoneInfo(tz)).utcoffset()
-    assert off is not None
-    return int(off.total_seconds() * 1000)
+#: Standard UTC offsets (hours) of the regions' zones, for the no-tzdata fallback.
+FALLBACK_STD_OFFSET_H = {"America/New_York": -5, "America/Chicago": -6, "America/Denver": -7,
+                         "America/Los_Angeles": -8, "America/Anchorage": -9}
+
+
+def _us_dst_bounds_utc_ms(year: int, std_offset_h: int) -> tuple[int, int]:
+    """US DST: from 02:00 local on the second Sunday of March to 02:00 on the first Sunday of November."""
+    march = dt.date(year, 3, 8 + (6 - dt.date(year, 3, 8).weekday()) % 7)
+    november = dt.date(year, 11, 1 + (6 - dt.date(year, 11, 1).weekday()) % 7)
+    start = dt.datetime(march.year, 3, march.day, 2, tzinfo=dt.timezone(dt.timedelta(hours=std_offset_h)))
+    end = dt.datetime(november.year, 11, november.day, 2,
+                      tzinfo=dt.timezone(dt.timedelta(hours=std_offset_h + 1)))
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def _fallback_offset_ms(tz: str, utc_ms: int) -> int:
+    if tz not in FALLBACK_STD_OFFSET_H:
+        raise ValueError(f"time zone {tz!r} is unavailable (install the 'tzdata' package)")
+    std = FALLBACK_STD_OFFSET_H[tz]
+    year = dt.datetime.fromtimestamp(utc_ms / 1000.0, tz=dt.timezone.utc).year
+    start, end = _us_dst_bounds_utc_ms(year, std)
+    return (std + (1 if start <= utc_ms < end else 0)) * 3_600_000
+
+
+@lru_cache(maxsize=None)
+def _zone(tz: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(tz)
+    except ZoneInfoNotFoundError:
+        return None
 
 
 def utc_offset_ms(tz: str, utc_ms: int) -> int:
     """UTC offset (ms) in ``tz`` at the instant ``utc_ms``."""
-    off = dt.datetime.fromtimestamp(utc_ms / 1000.0, tz=ZoneInfo(tz)).utcoffset()
+    zone = _zone(tz)
+    if zone is None:
+        return _fallback_offset_ms(tz, utc_ms)
+    off = dt.datetime.fromtimestamp(utc_ms / 1000.0, tz=zone).utcoffset()
     assert off is not None
     return int(off.total_seconds() * 1000)
+
+
+@lru_cache(maxsize=8192)
+def _noon_offset_ms(tz: str, day: int) -> int:
+    """UTC offset (ms) in ``tz`` at local noon on epoch day ``day``."""
+    # Noon is hours away from any 02:00 transition, so the offset 12 h after
+    # midnight UTC of that date (±12 h of zone offset) is the one in force.
+    return utc_offset_ms(tz, day * MS_PER_DAY + 12 * 3_600_000 - utc_offset_ms(tz, day * MS_PER_DAY))
 
 
 def _offsets_for_days(timezones: list[str], tz_idx: NDArray[np.int64], day: NDArray[np.int64]

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import numpy as np
 import pytest
 
 from models.simulation.dtc import CODES, MASK_TO_CODES, DtcState
-from models.simulation.ev_models import load_ev_models
+from models.simulation.ev_models import EVModel, load_ev_models
 from models.simulation.powertrain import (motor_and_battery_kw, open_circuit_voltage, pack_current,
                                           pack_ocv_table, wheel_power_kw)
+from models.simulation.schedule import _fallback_offset_ms, utc_offset_ms
 from models.simulation.thermal import battery_step, relax
 from models.simulation.vin import check_digit, make_vin
 
 
-def _model(name: str):
+def _model(name: str) -> EVModel:
     return next(m for m in load_ev_models() if m.model == name)
 
 
@@ -91,3 +95,13 @@ def test_dtcs_set_rarely_and_clear_later() -> None:
     hot = state.condition_factor(np.full(1, 95.0), np.full(1, 85.0), np.full(1, 60.0), np.full(1, 0.6))
     assert hot[0, CODES.index("P0A3C")] > 100 * factor[0, CODES.index("P0A3C")]
     assert MASK_TO_CODES[0b100100] == ("P0A3C", "U0100")
+
+
+def test_us_dst_fallback_agrees_with_the_iana_database() -> None:
+    """The no-tzdata fallback (for slim containers) matches zoneinfo hour by hour over two years."""
+    start = int(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    for tz in ("America/New_York", "America/Anchorage"):
+        ZoneInfo(tz)
+        for hour in range(0, 2 * 8760, 7):
+            ms = start + hour * 3_600_000
+            assert _fallback_offset_ms(tz, ms) == utc_offset_ms(tz, ms), (tz, hour)

@@ -13,6 +13,7 @@ from models.simulation import SIGNAL_PATHS, FleetSimulator
 from models.simulation.ev_models import load_ev_models
 from models.simulation.vin import VIN_ALPHABET, check_digit
 from tests.simulation._helpers import CHARGING, DC_CURRENT, MODEL, PACK_CURRENT, SPEED, TB
+from twins.reading import present_signals, reading_from_dict
 from twins.signals import ALLOWED_LV_STATES, SIGNALS
 
 # Monday 2026-01-05 08:00 in Miami/Greensboro, 04:00 in Sand Point: vehicles leave during the run.
@@ -63,6 +64,14 @@ def test_values_within_catalogue_range_and_of_the_right_kind(run) -> None:
                 if path == "Vehicle.LowVoltageSystemState":
                     assert value in ALLOWED_LV_STATES
     assert set(seen) == set(SIGNAL_PATHS)
+
+
+def test_every_message_passes_the_strict_twin_decoder(run) -> None:
+    _, batches = run
+    for batch in batches[::7] + batches[-3:]:
+        for msg in batch:
+            reading = reading_from_dict(msg)
+            assert present_signals(reading) == msg["signals"]
 
 
 def test_vins_are_unique_valid_and_match_the_model(run) -> None:

@@ -76,13 +76,16 @@ def test_inverter_swings_while_driving_and_relaxes_when_parked(day: Run) -> None
 
 def test_positions_stay_near_the_depot_and_return_to_it(day: Run) -> None:
     lat, lon = day.values[LAT], day.values[LON]
-    parked = (day.lv_state == "LOCK")
+    parked = day.lv_state == "LOCK"
     for i, region in enumerate(day.regions):
-        depot_lat, depot_lon = lat[0, i], lon[0, i]     # every vehicle starts parked at its depot
-        km = np.hypot((lat[:, i] - depot_lat) * 111.32,
-                      (lon[:, i] - depot_lon) * 111.32 * math.cos(math.radians(depot_lat)))
-        assert km.max() <= REGIONS[region].roam_km + 0.5
-        assert np.all(km[parked[:, i]] < 0.01)
+        home = REGIONS[region]
+        first_parked = int(np.argmax(parked[:, i]))
+        depot_lat, depot_lon = lat[first_parked, i], lon[first_parked, i]
+        kx = 111.32 * math.cos(math.radians(depot_lat))
+        assert math.hypot((depot_lat - home.lat) * 111.32, (depot_lon - home.lon) * kx) <= 5.0
+        km = np.hypot((lat[:, i] - depot_lat) * 111.32, (lon[:, i] - depot_lon) * kx)
+        assert km.max() <= home.roam_km + 0.5
+        assert np.all(km[parked[:, i]] < 0.01)          # always parks back at the same depot
         if i in _drivers(day):
             assert km.max() > 2.0
 
