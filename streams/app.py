@@ -13,6 +13,8 @@ from faust.types import TP
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
 from streams.ingest import TwinIngest
 from streams.settings import Settings
+from streams.vehicle_registry import load_home_cells
+from streams.weather_feed import register_weather
 
 
 class FleetApp(faust.App):
@@ -34,7 +36,10 @@ class FleetApp(faust.App):
 
     fleet_settings: Settings
     twins: Any
+    weather: Any
     ingest: TwinIngest
+    cell_weather: Any
+    hourly_weather: Any
 
 
 def _credentials(settings: Settings) -> Any:
@@ -105,8 +110,12 @@ def create_app(settings: Settings) -> FleetApp:
         flush_interval_s=settings.twin_flush_interval_s,
         flush_max_dirty=settings.twin_flush_max_dirty,
         partitions=settings.partitions,
+        cell_precision=settings.weather_cell_precision,
+        home_cells=load_home_cells(settings.vehicle_registry, settings.weather_cell_precision),
+        default_home_cell=settings.default_home_cell,
     )
     app.batch_topics[settings.topic_telemetry] = app.ingest.handle_batch
+    register_weather(app, settings)
 
     @app.task
     async def _flusher() -> None:

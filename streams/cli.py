@@ -39,6 +39,18 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     print(f"sent {sent} records to {settings.topic_telemetry}")
 
 
+def _cmd_weather_replay(args: argparse.Namespace) -> None:
+    from streams.settings import load_settings
+    from streams.weather_replay import replay
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        raise FleetAssuranceError("set FLEET_KAFKA_BOOTSTRAP (or use `fleet run`, which starts a broker)")
+    sent = replay(settings, regions=args.regions.split(","), backfill_hours=args.backfill_hours, hours=args.hours,
+                  speedup=args.speedup, forecast_hours=args.forecast_hours)
+    print(f"sent {sent} weather records to {settings.topic_weather}")
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from streams.run import run_stack
 
@@ -69,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
     sim.set_defaults(func=_cmd_simulate)
+
+    wx = sub.add_parser("weather-replay", help="publish real typical-year weather (NREL TMY) to the weather topic")
+    wx.add_argument("--regions", default="miami,greensboro,sand-point")
+    wx.add_argument("--backfill-hours", type=int, default=48, help="past hours published at once")
+    wx.add_argument("--hours", type=int, default=24 * 365, help="hours after now, paced by --speedup")
+    wx.add_argument("--speedup", type=float, default=1.0, help="simulated hours per real hour")
+    wx.add_argument("--forecast-hours", type=int, default=6)
+    wx.set_defaults(func=_cmd_weather_replay)
 
     topics = sub.add_parser("topics", help="create the topics on FLEET_KAFKA_BOOTSTRAP")
     topics.set_defaults(func=_cmd_topics)

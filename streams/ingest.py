@@ -21,6 +21,7 @@ from streams import metrics
 from streams.dead_letter import dlq_headers
 from streams.fast_consumer import BatchingConsumer
 from twins.errors import InvalidReading
+from twins.join import note_residency
 from twins.reading import Reading, decode_reading
 from twins.twin import Twin, decode_twin, encode_twin, merge_into, new_twin
 
@@ -29,8 +30,13 @@ class TwinIngest:
     """Owns the dirty-twin cache of one worker and the batch handler for the telemetry topic."""
 
     def __init__(self, table: Any, dlq_topic: Any, consumer_getter: Any,
-                 flush_interval_s: float, flush_max_dirty: int, partitions: int) -> None:
+                 flush_interval_s: float, flush_max_dirty: int, partitions: int,
+                 cell_precision: int = 4, home_cells: dict[str, str] | None = None,
+                 default_home_cell: str = "dhwf") -> None:
         self.table = table
+        self.cell_precision = cell_precision
+        self.home_cells = home_cells or {}
+        self.default_home_cell = default_home_cell
         self.dlq_topic = dlq_topic
         self._consumer_getter = consumer_getter
         self.flush_interval_s = flush_interval_s
@@ -85,6 +91,10 @@ class TwinIngest:
                 twin = self.get_twin(vin) or new_twin(vin)
                 a, d, t = twin.n_applied, twin.n_duplicate, twin.n_too_late
                 merge_into(twin, readings)
+                first_ts = min(r.ts for r in readings)
+                last_ts = max(r.ts for r in readings)
+                note_residency(twin, first_ts, last_ts, self.cell_precision,
+                               self.home_cells.get(vin, self.default_home_cell))
                 applied += twin.n_applied - a
                 duplicate += twin.n_duplicate - d
                 too_late += twin.n_too_late - t

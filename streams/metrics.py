@@ -36,6 +36,8 @@ FLUSH_SECONDS = Histogram(
     "fleet_twin_flush_seconds", "Wall time to write dirty twins to the changelog-backed table.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=REGISTRY,
 )
+WEATHER_IN = Counter("fleet_weather_records_total", "Weather records applied to the weather table.",
+                     registry=REGISTRY)
 TWINS_WRITTEN = Counter("fleet_twin_writes_total", "Twin table writes (coalesced).", registry=REGISTRY)
 DIRTY_TWINS = Gauge("fleet_twins_dirty", "Twins changed since the last flush.", registry=REGISTRY)
 TWINS_LOCAL = Gauge("fleet_twins_local", "Twins held by this worker's active partitions.", registry=REGISTRY)

@@ -86,15 +86,18 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
             _wait_ready(port, proc, RUN_DIR / f"worker-{port}.log")
         procs.append(_spawn(["simulate", "--vehicles", str(vehicles), "--rate", str(rate_hz),
                              "--duration", "0", "--seed", str(seed)], env, RUN_DIR / "simulator.log"))
+        procs.append(_spawn(["weather-replay", "--backfill-hours", "48"], env, RUN_DIR / "weather.log"))
         api = f"http://127.0.0.1:{ports[0]}"
         print(
             "\nFleet Assurance is running\n"
             f"  Kafka        {bootstrap}{' (embedded Tansu, memory only)' if broker else ''}\n"
             f"  topics       {settings.topic_telemetry} (telemetry in), {settings.topic_telemetry_dlq} (dead letters)\n"
+            f"               {settings.topic_weather} (real TMY weather replay, key = geohash cell)\n"
             f"  fleet        {vehicles} simulated vehicles at {rate_hz:g} msg/s each (seed {seed})\n"
             f"  API          {api}/fleet/summary\n"
             f"               {api}/twins?limit=20\n"
             f"               {api}/twins/<VIN>\n"
+            f"               {api}/weather/<cell>\n"
             f"  metrics      {api}/metrics\n"
             f"  health       {api}/healthz  {api}/readyz\n"
             f"  logs         {RUN_DIR}/\n"
@@ -114,4 +117,4 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
         if broker:
             broker.stop()
         if interrupted:
-            print("stopped: simulator, workers and broker are down", flush=True)
+            print("stopped: simulator, weather replay, workers and broker are down", flush=True)

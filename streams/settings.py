@@ -36,6 +36,19 @@ class Settings(BaseSettings):
     # --- topics ---
     topic_telemetry: str = "fleet.telemetry"
     topic_telemetry_dlq: str = "fleet.telemetry.dlq"
+    topic_weather: str = "fleet.weather"
+    topic_weather_dlq: str = "fleet.weather.dlq"
+
+    # --- weather join ---
+    weather_cell_precision: int = Field(
+        4, ge=2, le=7, description="Geohash characters of a weather cell (4 = about 39 km x 20 km)."
+    )
+    default_home_cell: str = Field(
+        "dhwf", pattern=r"^[0-9b-hjkmnp-z]{2,7}$", description="Weather cell of vehicles without a fix or registry entry."
+    )
+    vehicle_registry: Path | None = Field(
+        None, description="CSV with columns vin,home_lat,home_lon: home cell of vehicles that have no fix yet."
+    )
 
     # --- Faust worker ---
     app_id: str = Field("fleet-assurance", pattern=r"^[A-Za-z0-9._-]+$")
@@ -90,6 +103,11 @@ class Settings(BaseSettings):
     def stale_after_ms(self) -> int:
         """:attr:`stale_after_s` in milliseconds."""
         return int(self.stale_after_s * 1000)
+
+    @property
+    def weather_changelog_topic(self) -> str:
+        """Faust's name for the weather table's changelog."""
+        return f"{self.app_id}-weather-changelog"
 
     @property
     def twin_changelog_topic(self) -> str:

@@ -36,6 +36,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_telemetry, p, purpose="vehicle telemetry in, key = VIN"),
         TopicSpec(settings.topic_telemetry_dlq, p, purpose="records that failed decoding or validation"),
         TopicSpec(settings.twin_changelog_topic, p, compact, purpose="twin table changelog (Faust)"),
+        TopicSpec(settings.topic_weather, 1, purpose="weather observations and forecasts in, key = geohash cell"),
+        TopicSpec(settings.topic_weather_dlq, 1, purpose="weather records that failed validation"),
+        TopicSpec(settings.weather_changelog_topic, 1, compact, purpose="weather table changelog (Faust, global)"),
         TopicSpec(f"{settings.app_id}-__assignor-__leader", 1, purpose="Faust leader election"),
     ]
 

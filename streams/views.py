@@ -20,6 +20,7 @@ from streams import metrics
 from twins.reading import VIN_PATTERN
 from twins.twin import Twin, decode_twin, is_stale
 from twins.view import FleetSummary, twin_brief, twin_view
+from twins.weather import context
 
 _VIN_RE = re.compile(VIN_PATTERN)
 MAX_LIMIT = 10_000
@@ -123,7 +124,17 @@ def register_views(app: Any) -> None:
                     {"error": f"no twin for VIN {vin!r}: the fleet has sent no valid telemetry for it yet"},
                     status=404,
                 )
-            return self.json(twin_view(twin, _now_ms(), stale_ms))
+            return self.json(twin_view(twin, _now_ms(), stale_ms, app.cell_weather, app.hourly_weather))
+
+    @app.page("/weather/{cell}")
+    class WeatherCell(web.View):
+        async def get(self, request: web.Request, cell: str) -> web.Response:
+            state = app.cell_weather(cell)
+            if state is None:
+                return self.json({"error": f"no weather for cell {cell!r}: nothing was published to "
+                                           f"{settings.topic_weather} for it (cells are geohashes of "
+                                           f"{settings.weather_cell_precision} characters)"}, status=404)
+            return self.json(context(state))
 
     @app.page("/twins")
     class TwinList(web.View):

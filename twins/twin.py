@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from twins.reading import Reading
+from twins.residency import Residency
 from twins.signals import N_SIGNALS, SLOT
 
 SEQ_WINDOW = 64
@@ -51,6 +52,7 @@ class Twin(msgspec.Struct, array_like=True, gc=False):
     n_duplicate: int = 0
     n_too_late: int = 0
     n_seq_resets: int = 0
+    residency: Residency = msgspec.field(default_factory=Residency)
 
 
 def new_twin(vin: str) -> Twin:
@@ -60,7 +62,9 @@ def new_twin(vin: str) -> Twin:
 
 def copy_twin(twin: Twin) -> Twin:
     """A copy that can be mutated without touching ``twin``."""
-    return msgspec.structs.replace(twin, values=list(twin.values), times=list(twin.times))
+    r = twin.residency
+    residency = Residency(list(r.cells), list(r.starts), list(r.ends), r.current, r.current_ts)
+    return msgspec.structs.replace(twin, values=list(twin.values), times=list(twin.times), residency=residency)
 
 
 def apply(twin: Twin, reading: Reading) -> Twin:

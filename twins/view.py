@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twins.signals import SIGNALS, SLOT
+from twins.residency import HourlyLookup, exposure
 from twins.twin import Twin, is_stale
+from twins.weather import CellWeather, context
 
 _MODEL = SLOT["Vehicle.VehicleIdentification.Model"]
 _VARIANT = SLOT["Vehicle.VehicleIdentification.Variant"]
 _SOFTWARE = SLOT["Vehicle.Software.Version"]
 
 
-def twin_view(twin: Twin, now_ms: int, stale_after_ms: int) -> dict[str, Any]:
-    """Everything the API shows for one vehicle."""
+def twin_view(twin: Twin, now_ms: int, stale_after_ms: int,
+              cell_weather: Callable[[str], CellWeather | None] | None = None,
+              hourly: HourlyLookup | None = None) -> dict[str, Any]:
+    """Everything the API shows for one vehicle; the callables look up weather by cell and hour."""
+    current = cell_weather(twin.residency.current) if cell_weather and twin.residency.current else None
     return {
         "vin": twin.vin,
         "status": "stale" if is_stale(twin, now_ms, stale_after_ms) else "online",
@@ -33,6 +39,11 @@ def twin_view(twin: Twin, now_ms: int, stale_after_ms: int) -> dict[str, Any]:
             sig.path: {"value": twin.values[i], "ts": twin.times[i], "unit": sig.unit}
             for i, sig in enumerate(SIGNALS)
             if twin.times[i]
+        },
+        "weather": {
+            "cell": twin.residency.current or None,
+            "context": context(current) if current is not None else None,
+            "exposure_30d": exposure(twin.residency, hourly or (lambda cell, hour: None)),
         },
     }
 

@@ -49,14 +49,14 @@ def test_run_shows_twins_and_interrupt_stops_everything(tmp_path):
             http_get(f"http://127.0.0.1:{port}/fleet/summary")), 60, what="12 simulated twins in the API")
         assert summary[1]["online"] == 12
         kids = children_of(proc.pid)
-        assert len(kids) >= 3, kids  # broker, worker, simulator
+        assert len(kids) >= 4, kids  # broker, worker, simulator, weather replay
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert "Fleet Assurance is running" in out and f"http://127.0.0.1:{port}/fleet/summary" in out
-    assert "stopped: simulator, workers and broker are down" in out
+    assert "stopped: simulator, weather replay, workers and broker are down" in out
     wait_until(lambda: not any(alive(k) for k in kids), 10, what="no orphaned child processes")
     with socket.socket() as s:  # nobody listens on the API port any more (TIME_WAIT is fine, as for any server)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -1,0 +1,77 @@
+"""The weather feed: ``fleet.weather`` -> a changelog-backed global table.
+
+Keys: ``<cell>`` holds the newest observation and forecasts (``CellWeather``);
+``<cell>@<day>`` holds that UTC day's hourly observations (``DayWeather``) for
+exposure integrals. Every worker holds every key (a Faust GlobalTable), so any
+worker can join any vehicle to its local weather. Volume is small (cells × hours).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams import metrics
+from streams.dead_letter import dlq_headers
+from streams.settings import Settings
+from twins.errors import InvalidReading
+from twins.weather import (
+    CellWeather,
+    apply_hourly,
+    apply_weather,
+    day_key,
+    decode_cell,
+    decode_day,
+    decode_weather,
+    encode_weather,
+    hourly_from_day,
+    new_cell,
+    new_day,
+)
+
+
+def register_weather(app: Any, settings: Settings) -> None:
+    """Create the weather table, its agent, ``app.cell_weather(cell)`` and ``app.hourly_weather(cell, hour)``."""
+    table = app.GlobalTable(
+        "weather", default=None, partitions=1, key_type=bytes, value_type=bytes,
+        help="Weather per geohash cell and per cell-day (msgpack, twins.weather).",
+    )
+    source = app.topic(settings.topic_weather, key_type=bytes, value_type=bytes, partitions=1)
+    dlq = app.topic(settings.topic_weather_dlq, key_type=bytes, value_type=bytes, partitions=1)
+
+    def cell_weather(cell: str) -> CellWeather | None:
+        raw = table.data.get(cell.encode())
+        return decode_cell(raw) if raw is not None else None
+
+    def hourly_weather(cell: str, hour: int) -> tuple[float, float] | None:
+        raw = table.data.get(day_key(cell, hour // 24).encode())
+        return hourly_from_day(decode_day(raw) if raw is not None else None, hour)
+
+    @app.agent(source, name="weather-feed")
+    async def weather_feed(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                rec = decode_weather(msg.value)
+                if msg.key is not None and msg.key.decode("utf-8", "replace") != rec.cell:
+                    raise InvalidReading(f"record key {msg.key!r} does not match cell {rec.cell!r}", "$.cell", rec.cell)
+            except InvalidReading as exc:
+                await dlq.send(key=msg.key, value=msg.value, headers=dlq_headers(
+                    exc, "InvalidWeather", msg.topic, msg.partition, msg.offset,
+                    int(msg.timestamp * 1000) if msg.timestamp else None))
+                metrics.DLQ_OUT.labels("InvalidWeather").inc()
+                continue
+            key = rec.cell.encode()
+            raw = table.get(key)
+            state = decode_cell(raw) if raw is not None else new_cell(rec.cell)
+            table[key] = encode_weather(apply_weather(state, rec))
+            if not rec.is_forecast:
+                day = rec.ts // 86_400_000
+                dkey = day_key(rec.cell, day).encode()
+                raw_day = table.get(dkey)
+                day_state = decode_day(raw_day) if raw_day is not None else new_day(rec.cell, day)
+                table[dkey] = encode_weather(apply_hourly(day_state, rec))
+            metrics.WEATHER_IN.inc()
+
+    app.weather = table
+    app.cell_weather = cell_weather
+    app.hourly_weather = hourly_weather
