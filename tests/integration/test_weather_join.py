@@ -6,9 +6,10 @@ import json
 import random
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from models.simulation import FleetSimulator
+from streams.dead_letter import decode_headers
 from streams.weather_replay import weather_records
 from tests.conftest import Stack, http_get, wait_until
 from twins import geohash
@@ -67,8 +68,16 @@ def test_weather_join_is_independent_of_arrival_order(stack: Stack, broker, tmp_
     telemetry, weather = fleet_day()
     vins = sorted({m["vin"] for m in telemetry})
     port = stack.start_worker()
-    publish(stack, telemetry, weather, weather_first=True)
+    bad = dict(weather[0], air_temp_c=150.0)
+    publish(stack, telemetry, [bad] + weather, weather_first=True)
     in_order = settle(stack, port, vins, len(weather))
+    dead = KafkaConsumer(stack.settings.topic_weather_dlq, bootstrap_servers=broker.bootstrap, group_id=None,
+                         auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+    rec = next(iter(dead))
+    dead.close()
+    headers = decode_headers(rec.headers)
+    assert json.loads(rec.value) == bad
+    assert headers["dlq.field"] == "$.air_temp_c" and "150.0" in headers["dlq.reason"]
 
     # a second, independent deployment receives telemetry first and weather shuffled afterwards
     from tests.conftest import Stack as _Stack
