@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench
 
 schema: $(STAMP)
 	$(BIN)/python -m twins.schema

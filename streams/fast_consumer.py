@@ -27,6 +27,21 @@ from faust.types import TP
 BatchHandler = Callable[[TP, Sequence[Any]], Awaitable[None]]
 
 
+class LowLatencyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with a configurable fetch wait (Faust hard-codes 1,500 ms).
+
+    A broker may hold a fetch for the whole wait before answering (the embedded Tansu
+    broker does: p50 event age 373 ms at 1,500 ms vs 33 ms at 100 ms, measured).
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        settings = getattr(self.consumer.app, "fleet_settings", None)
+        if settings is not None:
+            consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms  # read when the fetcher starts
+        return consumer
+
+
 class BatchingConsumer(faust_aiokafka.Consumer):
     """aiokafka-backed Faust consumer that delivers whole fetch batches for chosen topics."""
 
@@ -34,6 +49,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self.batch_handlers: dict[str, BatchHandler] = {}
         self._batch_committable: dict[TP, int] = {}
         super().__init__(*args, **kwargs)
+
+    def _new_consumer_thread(self) -> LowLatencyConsumerThread:
+        return LowLatencyConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def register_batch_topic(self, topic: str, handler: BatchHandler) -> None:
         """Deliver records of ``topic`` as batches to ``handler(tp, records)``."""

@@ -66,7 +66,7 @@ class TwinIngest:
         started = time.perf_counter()
         groups: dict[str, list[Reading]] = {}
         invalid = 0
-        newest_ts = 0
+        oldest_ts = 0
         for rec in records:
             try:
                 reading = decode_reading(rec.value)
@@ -83,8 +83,8 @@ class TwinIngest:
                 groups[reading.vin] = [reading]
             else:
                 group.append(reading)
-            if reading.ts > newest_ts:
-                newest_ts = reading.ts
+            if reading.ts < oldest_ts or not oldest_ts:
+                oldest_ts = reading.ts
         applied = duplicate = too_late = 0
         async with self._lock:
             for vin, readings in groups.items():
@@ -109,8 +109,8 @@ class TwinIngest:
         metrics.RECORDS_IN.labels("invalid").inc(invalid)
         metrics.BATCH_RECORDS.observe(len(records))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        if newest_ts:
-            metrics.EVENT_LAG_SECONDS.observe(max(0.0, time.time() - newest_ts / 1000.0))
+        if oldest_ts:
+            metrics.EVENT_LAG_SECONDS.observe(max(0.0, time.time() - oldest_ts / 1000.0))
         metrics.DIRTY_TWINS.set(len(self.dirty))
         if len(self.dirty) >= self.flush_max_dirty:
             await self.flush()

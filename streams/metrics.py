@@ -28,8 +28,9 @@ BATCH_RECORDS = Histogram(
 )
 EVENT_LAG_SECONDS = Histogram(
     "fleet_event_to_twin_seconds",
-    "Event time to twin update (newest event of each batch), seconds.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    "Age of each batch's oldest event when the batch's twin updates are done: an upper bound on "
+    "the event-to-twin latency of every event in the batch.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60, 300),
     registry=REGISTRY,
 )
 FLUSH_SECONDS = Histogram(

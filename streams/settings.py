@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
 
     # --- ingest fast path ---
+    fetch_max_wait_ms: int = Field(
+        100, ge=0, le=5000, description="Longest a fetch may wait on the broker for data (latency vs requests)."
+    )
     ingest_max_records: int = Field(10_000, ge=1, description="Records per fetch handed to the batch ingest.")
     twin_flush_interval_s: float = Field(
         1.0, gt=0, le=60, description="Dirty twins are written to the changelog table at most this often."

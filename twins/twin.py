@@ -9,7 +9,9 @@ Rules (all tested in ``tests/twins/test_twin.py``):
 * a ``seq`` older than that window is counted as ``too_late`` and dropped, unless
   its event time is newer than anything seen — then the producer restarted its
   sequence (``seq_resets``) and the reading is applied;
-* ``first_seen``/``last_seen`` are the oldest/newest applied event times.
+* ``first_seen``/``last_seen`` are the oldest/newest applied event times;
+* operating history (``twins.history``) folds in every applied reading that is newer
+  than the last one it saw, with the twin's merged values.
 
 Functions never mutate their input twin; they return a new one.
 
@@ -28,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from twins.history import HistoryState, copy_history, update_history
 from twins.reading import Reading
 from twins.residency import Residency
 from twins.signals import N_SIGNALS, SLOT
@@ -53,6 +56,7 @@ class Twin(msgspec.Struct, array_like=True, gc=False):
     n_too_late: int = 0
     n_seq_resets: int = 0
     residency: Residency = msgspec.field(default_factory=Residency)
+    history: HistoryState = msgspec.field(default_factory=HistoryState)
 
 
 def new_twin(vin: str) -> Twin:
@@ -64,7 +68,8 @@ def copy_twin(twin: Twin) -> Twin:
     """A copy that can be mutated without touching ``twin``."""
     r = twin.residency
     residency = Residency(list(r.cells), list(r.starts), list(r.ends), r.current, r.current_ts)
-    return msgspec.structs.replace(twin, values=list(twin.values), times=list(twin.times), residency=residency)
+    return msgspec.structs.replace(twin, values=list(twin.values), times=list(twin.times), residency=residency,
+                                   history=copy_history(twin.history))
 
 
 def apply(twin: Twin, reading: Reading) -> Twin:
@@ -83,6 +88,7 @@ def merge_into(twin: Twin, readings: Iterable[Reading]) -> None:
     """Merge readings into ``twin`` **in place** (the batch hot path; callers own ``twin``)."""
     values = twin.values
     times = twin.times
+    history = twin.history
     for r in readings:
         seq = r.seq
         ts = r.ts
@@ -116,6 +122,7 @@ def merge_into(twin: Twin, readings: Iterable[Reading]) -> None:
         if ts > twin.last_seen:
             twin.last_seen = ts
         twin.n_applied += 1
+        update_history(history, ts, values)  # ignores readings older than its last update
 
 
 def signal_value(twin: Twin, path: str) -> Any:

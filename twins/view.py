@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twins.signals import SIGNALS, SLOT
+from twins.history import features
 from twins.residency import HourlyLookup, exposure
 from twins.twin import Twin, is_stale
 from twins.weather import CellWeather, context
@@ -40,12 +41,18 @@ def twin_view(twin: Twin, now_ms: int, stale_after_ms: int,
             for i, sig in enumerate(SIGNALS)
             if twin.times[i]
         },
+        "history": history_features(twin),
         "weather": {
             "cell": twin.residency.current or None,
             "context": context(current) if current is not None else None,
             "exposure_30d": exposure(twin.residency, hourly or (lambda cell, hour: None)),
         },
     }
+
+
+def history_features(twin: Twin) -> dict[str, float | None]:
+    """Operating-history features (``twins.history.FEATURES``); unknown values as ``None`` (JSON null)."""
+    return {k: (None if v != v else v) for k, v in features(twin.history).items()}
 
 
 def twin_brief(twin: Twin, now_ms: int, stale_after_ms: int) -> dict[str, Any]:

@@ -58,7 +58,8 @@ def settle(stack: Stack, port: int, vins: list[str], n_weather: int) -> dict[str
     for vin in vins:
         def ready(vin: str = vin) -> dict | None:
             status, body = http_get(stack.url(port, f"/twins/{vin}"))
-            return body if status == 200 and body["weather"]["context"] else None
+            done = status == 200 and body["messages"]["applied"] == 36
+            return body if done and body["weather"]["context"] else None
 
         views[vin] = wait_until(ready, 60, what=f"twin {vin} with weather")
     return views
@@ -100,6 +101,8 @@ def test_weather_join_is_independent_of_arrival_order(stack: Stack, broker, tmp_
 
     for vin in vins:
         assert reordered[vin]["weather"] == in_order[vin]["weather"], vin
+        assert reordered[vin]["history"] == in_order[vin]["history"], vin
+        assert in_order[vin]["history"]["history_updates"] == 36 and in_order[vin]["history"]["batt_ah_throughput"] > 0
 
     # independent expectation from the published records, for vehicles that stayed in one cell
     observed = {(r["cell"], r["ts"] // HOUR_MS): (r["air_temp_c"], r["rel_humidity_pct"])

@@ -108,7 +108,7 @@ def test_encode_decode_roundtrip_is_compact():
     t = apply_many(new_twin(VIN), [rd(0, T0, speed=10.5, soc=70.25, dtc=["P0A7F", "U0100"])])
     data = encode_twin(t)
     assert decode_twin(data) == t
-    assert len(data) < 200
+    assert len(data) < 1_600  # signals + seq window + residency + ~1 KB operating history
 
 
 def test_any_order_of_distinct_messages_gives_the_same_twin():
@@ -125,7 +125,9 @@ def test_any_order_of_distinct_messages_gives_the_same_twin():
         got = apply_many(new_twin(VIN), with_dups)
         assert got.n_duplicate == 10
         got.n_duplicate = 0
-        got.seq_mask = decode_twin(reference).seq_mask
+        want = decode_twin(reference)
+        got.seq_mask = want.seq_mask
+        got.history = want.history  # history integrates in arrival order and skips late readings (by design)
         assert encode_twin(got) == reference
 
 
@@ -134,3 +136,23 @@ def test_three_messages_every_permutation(order):
     msgs = [rd(0, T0, speed=1.0, soc=10.0), rd(1, T0 + 1, speed=2.0), rd(2, T0 + 2, soc=30.0)]
     t = apply_many(new_twin(VIN), [msgs[i] for i in order])
     assert (signal_value(t, SPEED), signal_value(t, SOC)) == (2.0, 30.0)
+
+
+def test_history_follows_in_order_readings_and_skips_late_ones():
+    from twins.history import features
+
+    inv = "Vehicle.Powertrain.TractionInverter.Temperature"
+    msgs = [reading_from_dict({"schema": 1, "vin": VIN, "ts": T0 + s * 60_000, "seq": s,
+                               "signals": {inv: 40.0 + (50.0 if s % 2 else 0.0)}}) for s in range(10)]
+    t = apply_many(new_twin(VIN), msgs)
+    f = features(t.history)
+    assert f["inv_temp_peak_c"] == 90.0
+    assert f["history_updates"] == 10
+    # 9 intervals of 60 s, each held at its starting value: those starting at s = 1, 3, 5, 7 are at 90 °C
+    assert f["inv_hours_above_80c"] == pytest.approx(4 * 60 / 3600)
+    late = apply(t, reading_from_dict({"schema": 1, "vin": VIN, "ts": T0 + 30_000, "seq": 20,
+                                        "signals": {inv: 150.0}}))
+    assert late.n_applied == 11  # a new seq, so applied, but its event time is older than the held values
+    assert features(late.history)["inv_temp_peak_c"] == 90.0
+    assert features(late.history)["history_updates"] == 10
+    assert features(t.history)["history_updates"] == 10  # input twin untouched

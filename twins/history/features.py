@@ -93,12 +93,6 @@ FEATURES: tuple[FeatureDoc, ...] = (
     FeatureDoc("daily_inv_temp_max_30d", "°C", "Highest inverter temperature in the 30-day window (NaN if none)."),
     FeatureDoc("daily_cell_temp_max_7d", "°C", "Highest cell temperature in the 7-day window (NaN if none)."),
     FeatureDoc("daily_cell_temp_max_30d", "°C", "Highest cell temperature in the 30-day window (NaN if none)."),
-    # weather
-    FeatureDoc("wx_observed_hours", "h", "Time covered by weather updates with a known air temperature "
-               "(intervals capped at 1 h)."),
-    FeatureDoc("wx_degree_hours_above_35c", "K·h", "Σ max(0, T_air - 35 °C) · Δt."),
-    FeatureDoc("wx_degree_hours_below_m10c", "K·h", "Σ max(0, -10 °C - T_air) · Δt."),
-    FeatureDoc("wx_hours_rh_ge_80", "h", "Time with relative humidity ≥ 80 %."),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 _NAN = math.nan
@@ -111,8 +105,7 @@ def _known(x: float) -> float:
 
 def features(state: HistoryState) -> dict[str, float]:
     """All features of ``FEATURES``, in that order (floats; NaN = unknown)."""
-    inv, b, m, lv, u, d, w = (state.inverter, state.battery, state.motor, state.lv, state.usage, state.daily,
-                              state.weather)
+    inv, b, m, lv, u, d = state.inverter, state.battery, state.motor, state.lv, state.usage, state.daily
     counts, damage = cycle_summary(inv)
     tot = totals(state)
     w7 = window(d, tot, 7)
@@ -176,9 +169,5 @@ def features(state: HistoryState) -> dict[str, float]:
         "daily_inv_temp_max_30d": w30.inv_max_c,
         "daily_cell_temp_max_7d": w7.pack_max_c,
         "daily_cell_temp_max_30d": w30.pack_max_c,
-        "wx_observed_hours": w.observed_s / 3600.0,
-        "wx_degree_hours_above_35c": w.hot_ks / 3600.0,
-        "wx_degree_hours_below_m10c": w.cold_ks / 3600.0,
-        "wx_hours_rh_ge_80": w.humid_s / 3600.0,
     }
     return out

@@ -1,0 +1,47 @@
+"""State at fleet scale: RSS per twin with 100k twins, and restart-to-first-record with them in RocksDB."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Worker, fleet_messages, fresh_settings, publish
+from streams.broker import EmbeddedBroker
+
+
+def run(broker: EmbeddedBroker, vehicles: int, tmp: Path) -> dict[str, Any]:
+    """One record per vehicle for ``vehicles`` vehicles, memory and RocksDB stores."""
+    messages = fleet_messages(vehicles, 1)
+    out: dict[str, Any] = {"twins": vehicles}
+    for store in ("memory://", "rocksdb://"):
+        settings = fresh_settings(broker, store=store)
+        asyncio.run(publish(broker.bootstrap, settings.topic_telemetry, messages))
+        name = store.rstrip(":/")
+        worker = Worker(broker, settings, tmp, data_name=f"state-{name}")
+        try:
+            worker.wait_ready()
+            rss_empty = worker.rss_bytes()  # nothing consumed yet? the topic is read right after assignment
+            consumed_at_empty = worker.consumed()
+            worker.wait_consumed(len(messages))
+            time.sleep(2.0)  # let the flush and commit happen
+            rss_full = worker.rss_bytes()
+        finally:
+            worker.stop()
+        entry: dict[str, Any] = {
+            "rss_start_mb": rss_empty / 2**20, "rss_with_twins_mb": rss_full / 2**20,
+            "consumed_when_start_rss_taken": consumed_at_empty,
+            "bytes_per_twin": (rss_full - rss_empty) / len(messages),
+        }
+        entry["projected_rss_1m_twins_gb"] = (rss_empty + entry["bytes_per_twin"] * 1_000_000) / 2**30
+        if store == "rocksdb://":
+            asyncio.run(publish(broker.bootstrap, settings.topic_telemetry, messages[:1]))
+            restarted = Worker(broker, settings, tmp, data_name=f"state-{name}")
+            try:
+                t_first = restarted.wait_consumed(1, timeout=300)
+                entry["restart_to_first_record_s"] = t_first - restarted.started
+            finally:
+                restarted.stop()
+        out[name] = entry
+    return out
