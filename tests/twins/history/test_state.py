@@ -166,3 +166,9 @@ def test_copy_history_shares_nothing_mutable():
     for ts, v in synthetic_stream(3_000, seed=7, t0=T0 + 10**9):
         update_history(c, ts, v)
     assert encode_history(s) == before and c != s
+
+
+def test_feature_doc_is_current():
+    from twins.history.doc import DOC_PATH, render
+
+    assert DOC_PATH.read_text() == render(), "run `python -m twins.history.doc` and commit FEATURES.md"
