@@ -21,7 +21,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.charging
 
 schema: $(STAMP)
 	$(BIN)/python -m twins.schema
