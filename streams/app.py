@@ -10,6 +10,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from streams.charging import register_charging
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
 from streams.ingest import TwinIngest
 from streams.settings import Settings
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FleetApp:
     )
     app.batch_topics[settings.topic_telemetry] = app.ingest.handle_batch
     register_weather(app, settings)
+    register_charging(app, settings)
 
     @app.task
     async def _flusher() -> None:
@@ -125,7 +127,9 @@ def create_app(settings: Settings) -> FleetApp:
     async def _on_revoked(app_: Any, revoked: set[TP], **kwargs: Any) -> None:
         await app.ingest.on_revoked(set(revoked))
 
+    from streams.charging_views import register_charging_views
     from streams.views import register_views
 
     register_views(app)
+    register_charging_views(app)
     return app

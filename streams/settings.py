@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     topic_weather: str = "fleet.weather"
     topic_weather_dlq: str = "fleet.weather.dlq"
 
+    topic_charging_requests: str = "fleet.charging.requests"
+    topic_grid: str = "fleet.grid"
+    topic_charging_schedules: str = "fleet.charging.schedules"
+    topic_charging_dlq: str = "fleet.charging.dlq"
+
+    # --- charging ---
+    charging_sites: Path | None = Field(
+        None, description="JSON file with the charging sites (depots); unset = no charging planner."
+    )
+    charging_replan_minutes: int = Field(15, ge=1, le=1440, description="Re-plan every site at least this often.")
+
     # --- weather join ---
     weather_cell_precision: int = Field(
         4, ge=2, le=7, description="Geohash characters of a weather cell (4 = about 39 km x 20 km)."
@@ -106,6 +117,10 @@ class Settings(BaseSettings):
     def stale_after_ms(self) -> int:
         """:attr:`stale_after_s` in milliseconds."""
         return int(self.stale_after_s * 1000)
+
+    def changelog_topic(self, table: str) -> str:
+        """Faust's name for a table's changelog topic."""
+        return f"{self.app_id}-{table}-changelog"
 
     @property
     def weather_changelog_topic(self) -> str:

@@ -39,6 +39,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_weather, 1, purpose="weather observations and forecasts in, key = geohash cell"),
         TopicSpec(settings.topic_weather_dlq, 1, purpose="weather records that failed validation"),
         TopicSpec(settings.weather_changelog_topic, 1, compact, purpose="weather table changelog (Faust, global)"),
+        TopicSpec(settings.topic_charging_requests, p, purpose="charging plug-in/plug-out requests, key = site"),
+        TopicSpec(settings.topic_grid, p, purpose="grid signals (TOU prices, peaks, DR events), key = site"),
+        TopicSpec(settings.topic_charging_schedules, p, purpose="charging schedules out, key = site"),
+        TopicSpec(settings.topic_charging_dlq, p, purpose="charging/grid messages that failed validation"),
+        TopicSpec(settings.changelog_topic("charging_state"), p, compact, purpose="planner state per site (Faust)"),
+        TopicSpec(settings.changelog_topic("charging_plans"), p, compact, purpose="latest plan per site (Faust)"),
         TopicSpec(f"{settings.app_id}-__assignor-__leader", 1, purpose="Faust leader election"),
     ]
 

@@ -1,0 +1,148 @@
+"""Fleet charging in the stream: requests and grid signals -> per-site Planner -> schedules.
+
+Topics ``fleet.charging.requests`` and ``fleet.grid`` are keyed by site id and
+co-partitioned, so one worker owns a site's ``models.charging.Planner``. Its state
+lives in a changelog-backed table (``charging_state``), the newest plan in another
+(``charging_plans``, for the API); every re-plan is published on
+``fleet.charging.schedules``. Plug-in requests may omit SoC, capacity, power and
+target: they are completed from the vehicle's twin (``models.charging.enrich``),
+wherever in the group that twin lives. A timer re-plans each owned site every
+``FLEET_CHARGING_REPLAN_MINUTES``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from models.charging import GridSignals, Planner, PlannerState
+from models.charging.enrich import complete_request
+from models.charging.messages import apply, decode_message, encode, message_site
+from streams import metrics
+from streams.charging_sites import SiteConfig, load_sites
+from streams.dead_letter import dlq_headers
+from streams.settings import Settings
+from twins.errors import InvalidReading
+from twins.view import twin_view
+
+_SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
+_state_decoder = msgspec.json.Decoder(PlannerState)
+
+
+def flat_signals(site_id: str, at: datetime, price: float = 0.2) -> GridSignals:
+    """Grid signals before the site's first ``fleet.grid`` message: a flat price, no peak window."""
+    return GridSignals(site_id, at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0),
+                       tuple([price] * 96))
+
+
+async def twin_snapshot(app: Any, vin: str) -> dict[str, Any] | None:
+    """The twin's API view from whichever worker owns the VIN (None if unknown)."""
+    settings = app.fleet_settings
+    try:
+        owner = str(app.router.key_store(app.twins.name, vin.encode())).rstrip("/")
+    except Exception:  # no assignment metadata yet: only the local state can answer
+        owner = str(app.conf.canonical_url).rstrip("/")
+    if owner == str(app.conf.canonical_url).rstrip("/"):
+        twin = app.ingest.get_twin(vin)
+        return None if twin is None else twin_view(twin, int(time.time() * 1000), settings.stale_after_ms)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with session.get(f"{owner}/twins/{vin}") as resp:
+            return await resp.json() if resp.status == 200 else None
+
+
+def register_charging(app: Any, settings: Settings) -> None:
+    """Create the charging topics, tables, agent, timer and ``app.charging_sites``."""
+    sites: dict[str, SiteConfig] = load_sites(settings.charging_sites)
+    app.charging_sites = sites
+    state_table = app.Table("charging_state", default=None, partitions=settings.partitions, key_type=bytes,
+                            value_type=bytes, use_partitioner=True, help="PlannerState JSON per site.")
+    plans_table = app.Table("charging_plans", default=None, partitions=settings.partitions, key_type=bytes,
+                            value_type=bytes, use_partitioner=True, help="Newest SitePlan JSON per site.")
+    app.charging_plans = plans_table
+    app.charging_state = state_table
+    schedules = app.topic(settings.topic_charging_schedules, key_type=bytes, value_type=bytes,
+                          partitions=settings.partitions)
+    dlq = app.topic(settings.topic_charging_dlq, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    inputs = app.topic(settings.topic_charging_requests, settings.topic_grid, key_type=bytes, value_type=bytes,
+                       partitions=settings.partitions)
+    planners: dict[str, Planner] = {}
+
+    def planner_for(site_id: str, at: datetime) -> Planner:
+        planner = planners.get(site_id)
+        if planner is None:
+            raw = state_table.get(site_id.encode())
+            if raw is not None:
+                planner = Planner.from_state(_state_decoder.decode(raw))
+            else:
+                cfg = sites[site_id]
+                planner = Planner(cfg.site, flat_signals(site_id, at),
+                                  replan_every_min=settings.charging_replan_minutes)
+            planners[site_id] = planner
+        return planner
+
+    async def publish(site_id: str, planner: Planner, plan: Any) -> None:
+        state_table[site_id.encode()] = msgspec.json.encode(planner.state())
+        if plan is not None:
+            body = encode(plan)
+            plans_table[site_id.encode()] = body
+            await schedules.send(key=site_id.encode(), value=body)
+            metrics.CHARGING_PLANS.labels(plan.trigger.split(":")[0] or "tick").inc()
+
+    async def reject(msg: Any, exc: Exception, field: str = "$", value: object = None) -> None:
+        err = exc if isinstance(exc, InvalidReading) else InvalidReading(str(exc), field, value)
+        await dlq.send(key=msg.key, value=msg.value, headers=dlq_headers(
+            err, type(exc).__name__, msg.topic, msg.partition, msg.offset,
+            int(msg.timestamp * 1000) if msg.timestamp else None))
+        metrics.DLQ_OUT.labels("InvalidCharging").inc()
+
+    @app.agent(inputs, name="charging-planner")
+    async def charging_planner(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                doc = json.loads(msg.value)
+                if not isinstance(doc, dict):
+                    raise ValueError(f"a charging message must be a JSON object, got {type(doc).__name__}")
+                if doc.get("type") == "plug_in" and isinstance(doc.get("request"), dict):
+                    req = doc["request"]
+                    snap = await twin_snapshot(app, str(req.get("vin", "")))
+                    signals = (snap or {}).get("signals", {})
+                    soc = signals.get(_SOC, {}).get("value")
+                    charger = req.get("charger_id")
+                    dc = any(c.id == charger and c.kind == "DC" for c in sites[req["site_id"]].site.chargers) \
+                        if req.get("site_id") in sites else False
+                    doc["request"] = complete_request(req, soc, (snap or {}).get("model"),
+                                                      (snap or {}).get("history", {}) or {}, dc)
+                cmsg = decode_message(json.dumps(doc).encode())
+                site_id = message_site(cmsg)
+                if site_id not in sites:
+                    raise ValueError(f"unknown site {site_id!r}; configured sites: {sorted(sites)}")
+                if msg.key is not None and msg.key.decode("utf-8", "replace") != site_id:
+                    raise ValueError(f"record key {msg.key!r} does not match site {site_id!r}")
+                planner = planner_for(site_id, cmsg.at)
+                plan = apply(planner, cmsg)
+            except (ValueError, KeyError, TypeError) as exc:
+                await reject(msg, exc)
+                continue
+            await publish(site_id, planner, plan)
+
+    @app.timer(interval=60.0)
+    async def replan_due() -> None:
+        now = datetime.now(timezone.utc)
+        for site_id in sites:
+            if site_id not in planners and state_table.data.get(site_id.encode()) is None:
+                continue  # not owned here, or nothing planned yet
+            planner = planner_for(site_id, now)
+            plan = planner.tick(now)
+            if plan is not None:
+                await publish(site_id, planner, plan)
+
+    @app.on_partitions_revoked.connect
+    async def _forget(app_: Any, revoked: Any, **kwargs: Any) -> None:
+        planners.clear()  # rebuilt from the changelog-backed state on next use
+
