@@ -16,6 +16,7 @@ from streams.topology import ensure_topics
 from twins.errors import FleetAssuranceError
 
 RUN_DIR = Path("var/run")
+DEMO_SITES = Path(__file__).resolve().parents[1] / "deploy" / "demo-sites.json"
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -75,7 +76,9 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
             env |= {"FLEET_VERIFY_END_OFFSETS": "true", "FLEET_SESSION_TIMEOUT_S": "3",
                     "FLEET_REBALANCE_TIMEOUT_S": "3", "FLEET_HEARTBEAT_INTERVAL_S": "0.5"}
         env["FLEET_KAFKA_BOOTSTRAP"] = bootstrap
-        settings = load_settings(kafka_bootstrap=bootstrap)
+        if not settings.charging_sites and DEMO_SITES.exists():
+            env["FLEET_CHARGING_SITES"] = str(DEMO_SITES)
+        settings = load_settings(kafka_bootstrap=bootstrap, charging_sites=env.get("FLEET_CHARGING_SITES"))
         ensure_topics(settings, bootstrap)
         ports = [web_port + i for i in range(workers)]
         for i, port in enumerate(ports):
@@ -98,6 +101,9 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
             f"               {api}/twins?limit=20\n"
             f"               {api}/twins/<VIN>\n"
             f"               {api}/weather/<cell>\n"
+            f"  charging     {api}/sites  {api}/sites/<site>/schedule  {api}/sites/<site>/plan-metrics\n"
+            f"               topics {settings.topic_charging_requests}, {settings.topic_grid} -> "
+            f"{settings.topic_charging_schedules}\n"
             f"  metrics      {api}/metrics\n"
             f"  health       {api}/healthz  {api}/readyz\n"
             f"  logs         {RUN_DIR}/\n"

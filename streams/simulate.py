@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import signal
+from datetime import datetime, timezone
 import time
 from typing import Any
 
@@ -49,14 +50,27 @@ def simulate(settings: Settings, vehicles: int, rate_hz: float, duration_s: floa
         stop = True
 
     signal.signal(signal.SIGTERM, _stop)
+    depot = None
+    if settings.charging_sites is not None:
+        from streams.charging_sites import load_sites
+        from streams.depot_feed import DepotFeed
+
+        depot = DepotFeed(load_sites(settings.charging_sites))
+    depot_topics = {"grid": settings.topic_grid, "requests": settings.topic_charging_requests}
     sent = 0
     tick = time.monotonic()
     n = 0
     try:
         while n < steps and not stop:
-            for msg in sim.step(dt):
+            batch = sim.step(dt)
+            for msg in batch:
                 producer.send(topic, key=msg["vin"].encode(), value=encode(msg))
                 sent += 1
+            if depot is not None:
+                now = datetime.fromtimestamp(sim.now_ms / 1000, tz=timezone.utc)
+                events = depot.grid_messages(now) + [e for msg in batch for e in depot.observe(msg)]
+                for kind, site, doc in events:
+                    producer.send(depot_topics[kind], key=site.encode(), value=encode(doc))
             n += 1
             if realtime:
                 tick += dt
