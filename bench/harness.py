@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from models.simulation import FleetSimulator
 from streams.broker import EmbeddedBroker, free_port
+from streams.run import wait_ready
 from streams.settings import Settings
 from streams.topology import ensure_topics
 
@@ -86,18 +87,7 @@ class Worker:
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until ``/readyz`` says partitions are assigned and state is recovered."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"worker not ready in {timeout}s; see {self.log_path}")
+        wait_ready(self.port, self.proc, self.log_path, timeout, interval=0.1)
 
     def consumed(self) -> float:
         """Telemetry records consumed so far (every outcome), 0 while the API is not up."""

@@ -12,12 +12,16 @@ def register_charging_views(app: Any) -> None:
     """``GET /sites``, ``GET /sites/{site_id}/schedule``, ``GET /sites/{site_id}/plan-metrics``."""
     sites = app.charging_sites
 
-    def unknown(view: web.View, site_id: str) -> web.Response:
-        return view.json({"error": f"unknown site {site_id!r}; configured sites: {sorted(sites)}"}, status=404)
-
-    def newest_plan(site_id: str) -> dict[str, Any] | None:
+    def newest_plan(view: web.View, site_id: str) -> tuple[dict[str, Any] | None, Any]:
+        """(the site's newest plan, None) or (None, the 404 response that explains why there is none)."""
+        if site_id not in sites:
+            return None, view.json({"error": f"unknown site {site_id!r}; configured sites: {sorted(sites)}"},
+                                   status=404)
         raw = app.charging_plans.data.get(site_id.encode())
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None, view.json({"error": f"no plan for {site_id!r} yet: no charging request or grid signal "
+                                             "has arrived for it"}, status=404)
+        return json.loads(raw), None
 
     @app.page("/sites")
     class Sites(web.View):
@@ -28,23 +32,16 @@ def register_charging_views(app: Any) -> None:
     class Schedule(web.View):
         @app.table_route(table=app.charging_plans, match_info="site_id")
         async def get(self, request: web.Request, site_id: str) -> web.Response:
-            if site_id not in sites:
-                return unknown(self, site_id)
-            plan = newest_plan(site_id)
-            if plan is None:
-                return self.json({"error": f"no plan for {site_id!r} yet: no charging request or grid signal "
-                                           "has arrived for it"}, status=404)
-            return self.json(plan)
+            plan, error = newest_plan(self, site_id)
+            return error if plan is None else self.json(plan)
 
     @app.page("/sites/{site_id}/plan-metrics")
     class PlanMetrics(web.View):
         @app.table_route(table=app.charging_plans, match_info="site_id")
         async def get(self, request: web.Request, site_id: str) -> web.Response:
-            if site_id not in sites:
-                return unknown(self, site_id)
-            plan = newest_plan(site_id)
+            plan, error = newest_plan(self, site_id)
             if plan is None:
-                return self.json({"error": f"no plan for {site_id!r} yet"}, status=404)
+                return error
             return self.json({"site_id": site_id, "method": plan["method"], "trigger": plan["trigger"],
                               "horizon_start": plan["horizon_start"], "vehicles": len(plan["vehicles"]),
                               "unmet_vehicles": sum(1 for v in plan["vehicles"] if v["unmet_kwh"] > 1e-3),

@@ -38,7 +38,9 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         pass
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0,
+               interval: float = 0.2) -> None:
+    """Block until the worker on ``port`` answers ``/readyz`` with 200; fail if it exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -49,7 +51,7 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: fl
                     return
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(interval)
     raise FleetAssuranceError(f"worker on port {port} not ready after {timeout}s; see {log}")
 
 
@@ -86,7 +88,7 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
             wenv = env | {"FLEET_WEB_PORT": str(port), "FLEET_DATA_DIR": str(Path("var") / f"worker-{port}")}
             procs.append(_spawn(["worker"], wenv, log))
         for port, proc in zip(ports, procs):
-            _wait_ready(port, proc, RUN_DIR / f"worker-{port}.log")
+            wait_ready(port, proc, RUN_DIR / f"worker-{port}.log")
         procs.append(_spawn(["simulate", "--vehicles", str(vehicles), "--rate", str(rate_hz),
                              "--duration", "0", "--seed", str(seed)], env, RUN_DIR / "simulator.log"))
         procs.append(_spawn(["weather-replay", "--backfill-hours", "48"], env, RUN_DIR / "weather.log"))
