@@ -103,7 +103,10 @@ def create_app(settings: Settings) -> FleetApp:
                           key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     dlq = app.topic(settings.topic_telemetry_dlq, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    maintenance = app.topic(settings.topic_maintenance, key_type=bytes, value_type=bytes,
+                            key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     app.topics.add(telemetry)  # subscribe: the batch fast path consumes it, no agent needed
+    app.topics.add(maintenance)
     app.ingest = TwinIngest(
         table=app.twins,
         dlq_topic=dlq,
@@ -116,6 +119,9 @@ def create_app(settings: Settings) -> FleetApp:
         default_home_cell=settings.default_home_cell,
     )
     app.batch_topics[settings.topic_telemetry] = app.ingest.handle_batch
+    app.batch_topics[settings.topic_maintenance] = app.ingest.handle_maintenance_batch
+    app.ingest.maintenance_dlq_topic = app.topic(settings.topic_maintenance_dlq, key_type=bytes, value_type=bytes,
+                                                 partitions=settings.partitions)
     register_weather(app, settings)
     register_charging(app, settings)
 

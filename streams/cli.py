@@ -51,6 +51,37 @@ def _cmd_weather_replay(args: argparse.Namespace) -> None:
     print(f"sent {sent} weather records to {settings.topic_weather}")
 
 
+def _cmd_maintenance_import(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from streams.settings import load_settings
+    from streams.simulate import make_producer
+    from twins.maintenance import decode_maintenance, records_from_csv
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        raise FleetAssuranceError("set FLEET_KAFKA_BOOTSTRAP to the cluster to publish to")
+    path = Path(args.file)
+    text = path.read_text()
+    rows = records_from_csv(text) if path.suffix.lower() == ".csv" else [
+        json.loads(line) for line in text.splitlines() if line.strip()]
+    encoded = []
+    for n, row in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
+        raw = json.dumps(row).encode()
+        try:
+            decode_maintenance(raw)
+        except FleetAssuranceError as exc:
+            raise FleetAssuranceError(f"{path} line {n}: {exc}; nothing was published") from None
+        encoded.append((row["vin"].encode(), raw))
+    producer = make_producer(settings, client_id="fleet-maintenance-import")
+    for key, raw in encoded:
+        producer.send(settings.topic_maintenance, key=key, value=raw)
+    producer.flush()
+    producer.close()
+    print(f"published {len(encoded)} maintenance records to {settings.topic_maintenance}")
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from streams.run import run_stack
 
@@ -89,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     wx.add_argument("--speedup", type=float, default=1.0, help="simulated hours per real hour")
     wx.add_argument("--forecast-hours", type=int, default=6)
     wx.set_defaults(func=_cmd_weather_replay)
+
+    mi = sub.add_parser("maintenance-import", help="publish a repair log (CSV or JSON Lines) to fleet.maintenance")
+    mi.add_argument("file")
+    mi.set_defaults(func=_cmd_maintenance_import)
 
     topics = sub.add_parser("topics", help="create the topics on FLEET_KAFKA_BOOTSTRAP")
     topics.set_defaults(func=_cmd_topics)

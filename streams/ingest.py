@@ -22,12 +22,15 @@ from streams.dead_letter import dlq_headers
 from streams.fast_consumer import BatchingConsumer
 from twins.errors import InvalidReading
 from twins.join import note_residency
+from twins.maintenance import MaintenanceRecord, apply_maintenance, decode_maintenance
 from twins.reading import Reading, decode_reading
 from twins.twin import Twin, decode_twin, encode_twin, merge_into, new_twin
 
 
 class TwinIngest:
     """Owns the dirty-twin cache of one worker and the batch handler for the telemetry topic."""
+
+    maintenance_dlq_topic: Any = None
 
     def __init__(self, table: Any, dlq_topic: Any, consumer_getter: Any,
                  flush_interval_s: float, flush_max_dirty: int, partitions: int,
@@ -115,9 +118,32 @@ class TwinIngest:
         if len(self.dirty) >= self.flush_max_dirty:
             await self.flush()
 
-    def _dead_letter(self, tp: TP, rec: Any, exc: InvalidReading) -> None:
+    async def handle_maintenance_batch(self, tp: TP, records: Sequence[Any]) -> None:
+        """Batch handler for ``fleet.maintenance`` (co-partitioned with telemetry: same owner per VIN)."""
+        groups: dict[str, list[MaintenanceRecord]] = {}
+        for rec in records:
+            try:
+                m = decode_maintenance(rec.value)
+                if rec.key is None or rec.key.decode("utf-8", "replace") != m.vin:
+                    raise InvalidReading(f"record key {rec.key!r} does not match vin {m.vin!r}; key by VIN",
+                                         "$.vin", m.vin)
+            except InvalidReading as exc:
+                self._dead_letter(tp, rec, exc, self.maintenance_dlq_topic)
+                continue
+            groups.setdefault(m.vin, []).append(m)
+        async with self._lock:
+            for vin, recs in groups.items():
+                twin = self.get_twin(vin) or new_twin(vin)
+                for m in recs:
+                    apply_maintenance(twin.maintenance, m)
+                self.dirty[vin] = twin
+                self.dirty_tp[vin] = tp
+            self.pending_offsets[tp] = records[-1].offset + 1
+        metrics.MAINTENANCE_IN.inc(sum(len(r) for r in groups.values()))
+
+    def _dead_letter(self, tp: TP, rec: Any, exc: InvalidReading, topic: Any = None) -> None:
         kind = "KeyMismatch" if "does not match vin" in exc.reason else "InvalidReading"
-        self.dlq_topic.send_soon(
+        (topic or self.dlq_topic).send_soon(
             key=rec.key, value=rec.value, partition=tp.partition % self.partitions,
             headers=dlq_headers(exc, kind, tp.topic, tp.partition, rec.offset, rec.timestamp),
         )

@@ -39,6 +39,8 @@ FLUSH_SECONDS = Histogram(
 )
 WEATHER_IN = Counter("fleet_weather_records_total", "Weather records applied to the weather table.",
                      registry=REGISTRY)
+MAINTENANCE_IN = Counter("fleet_maintenance_records_total", "Repair-log records applied to twins.",
+                         registry=REGISTRY)
 CHARGING_PLANS = Counter("fleet_charging_plans_total", "Charging re-plans published, by trigger.", ["trigger"],
                          registry=REGISTRY)
 TWINS_WRITTEN = Counter("fleet_twin_writes_total", "Twin table writes (coalesced).", registry=REGISTRY)

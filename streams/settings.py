@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     topic_weather: str = "fleet.weather"
     topic_weather_dlq: str = "fleet.weather.dlq"
 
+    topic_maintenance: str = "fleet.maintenance"
+    topic_maintenance_dlq: str = "fleet.maintenance.dlq"
     topic_charging_requests: str = "fleet.charging.requests"
     topic_grid: str = "fleet.grid"
     topic_charging_schedules: str = "fleet.charging.schedules"

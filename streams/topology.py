@@ -39,6 +39,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_weather, 1, purpose="weather observations and forecasts in, key = geohash cell"),
         TopicSpec(settings.topic_weather_dlq, 1, purpose="weather records that failed validation"),
         TopicSpec(settings.weather_changelog_topic, 1, compact, purpose="weather table changelog (Faust, global)"),
+        TopicSpec(settings.topic_maintenance, p, purpose="repair and failure records in, key = VIN"),
+        TopicSpec(settings.topic_maintenance_dlq, p, purpose="repair records that failed validation"),
         TopicSpec(settings.topic_charging_requests, p, purpose="charging plug-in/plug-out requests, key = site"),
         TopicSpec(settings.topic_grid, p, purpose="grid signals (TOU prices, peaks, DR events), key = site"),
         TopicSpec(settings.topic_charging_schedules, p, purpose="charging schedules out, key = site"),

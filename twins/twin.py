@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from twins.history import HistoryState, copy_history, update_history
+from twins.maintenance import ComponentLog
 from twins.reading import Reading
 from twins.residency import Residency
 from twins.signals import N_SIGNALS, SLOT
@@ -57,6 +58,7 @@ class Twin(msgspec.Struct, array_like=True, gc=False):
     n_seq_resets: int = 0
     residency: Residency = msgspec.field(default_factory=Residency)
     history: HistoryState = msgspec.field(default_factory=HistoryState)
+    maintenance: ComponentLog = msgspec.field(default_factory=ComponentLog)
 
 
 def new_twin(vin: str) -> Twin:
@@ -68,8 +70,10 @@ def copy_twin(twin: Twin) -> Twin:
     """A copy that can be mutated without touching ``twin``."""
     r = twin.residency
     residency = Residency(list(r.cells), list(r.starts), list(r.ends), r.current, r.current_ts)
+    m = twin.maintenance
     return msgspec.structs.replace(twin, values=list(twin.values), times=list(twin.times), residency=residency,
-                                   history=copy_history(twin.history))
+                                   history=copy_history(twin.history),
+                                   maintenance=ComponentLog(list(m.failed_ms), list(m.serviced_ms), m.inspections))
 
 
 def apply(twin: Twin, reading: Reading) -> Twin:

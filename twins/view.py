@@ -7,6 +7,7 @@ from typing import Any
 
 from twins.signals import SIGNALS, SLOT
 from twins.history import features
+from twins.maintenance import COMPONENTS, utc_iso
 from twins.residency import HourlyLookup, exposure
 from twins.twin import Twin, is_stale
 from twins.weather import CellWeather, context
@@ -42,6 +43,10 @@ def twin_view(twin: Twin, now_ms: int, stale_after_ms: int,
             if twin.times[i]
         },
         "history": history_features(twin),
+        "maintenance": {
+            c: {"last_failure": utc_iso(f) if f else None, "last_service": utc_iso(v) if v else None}
+            for c, f, v in zip(COMPONENTS, twin.maintenance.failed_ms, twin.maintenance.serviced_ms)
+        },
         "weather": {
             "cell": twin.residency.current or None,
             "context": context(current) if current is not None else None,

@@ -206,3 +206,38 @@ def test_two_workers_answer_for_every_vin(stack: Stack):
             assert body["messages"]["applied"] == want["applied"]
         listing = http_get(stack.url(port, "/twins?limit=1000"))[1]
         assert sorted(t["vin"] for t in listing["twins"]) == sorted(ref)
+
+
+def test_maintenance_log_import_reaches_the_twin(stack: Stack, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    port = stack.start_worker()
+    vin = make_vin(7)
+    produce(stack, [{"schema": 1, "vin": vin, "ts": T0, "seq": 0, "signals": {"Vehicle.Speed": 1.0}}])
+    log = tmp_path / "repairs.csv"
+    log.write_text("vin,component,event,time,odometer_km\n"
+                   f"{vin},inverter,failure,2026-03-04T10:15:00Z,48211.5\n"
+                   f"{vin},inverter,replacement,2026-03-06T08:00:00Z,48230.0\n"
+                   f"{vin},lv_battery,inspection_ok,2026-02-01T00:00:00Z,\n")
+    env = stack.env(port) | {"PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "maintenance-import", str(log)], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=os.getcwd())
+    assert out.returncode == 0, out.stderr
+    assert "published 3 maintenance records" in out.stdout
+
+    def serviced() -> dict | None:
+        status, body = http_get(stack.url(port, f"/twins/{vin}"))
+        m = body.get("maintenance", {}) if status == 200 else {}
+        return m if m.get("inverter", {}).get("last_service") else None
+
+    m = wait_until(serviced, 30, what="maintenance applied to the twin")
+    assert m["inverter"] == {"last_failure": "2026-03-04T10:15:00Z", "last_service": "2026-03-06T08:00:00Z"}
+    assert m["lv_battery"] == {"last_failure": None, "last_service": None}
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"vin,component,event,time,odometer_km\n{vin},wiper,failure,2026-03-04T10:15:00Z,1\n")
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "maintenance-import", str(bad)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "line 2" in out.stderr and "'wiper'" in out.stderr
