@@ -34,6 +34,7 @@ from twins.history import HistoryState, copy_history, update_history
 from twins.maintenance import ComponentLog
 from twins.reading import Reading
 from twins.residency import Residency
+from twins.risk import RiskState
 from twins.signals import N_SIGNALS, SLOT
 
 SEQ_WINDOW = 64
@@ -59,6 +60,7 @@ class Twin(msgspec.Struct, array_like=True, gc=False):
     residency: Residency = msgspec.field(default_factory=Residency)
     history: HistoryState = msgspec.field(default_factory=HistoryState)
     maintenance: ComponentLog = msgspec.field(default_factory=ComponentLog)
+    risk: RiskState | None = None
 
 
 def new_twin(vin: str) -> Twin:
@@ -148,9 +150,17 @@ _twin_encoder = msgspec.msgpack.Encoder()
 _twin_decoder = msgspec.msgpack.Decoder(Twin)
 
 
+_twin_buffer = bytearray(4096)
+
+
 def encode_twin(twin: Twin) -> bytes:
-    """Compact binary form (msgpack, positional) used in the state store and changelog."""
-    return _twin_encoder.encode(twin)
+    """Compact binary form (msgpack, positional) used in the state store and changelog.
+
+    Encoded into a reused buffer and copied out: ``Encoder.encode`` returns bytes that keep
+    its growth slack (~1.5 KB held for a 1 KB twin, measured), which at 100k twins is 50 MB.
+    """
+    _twin_encoder.encode_into(twin, _twin_buffer)
+    return bytes(_twin_buffer)
 
 
 def decode_twin(data: bytes) -> Twin:

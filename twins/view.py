@@ -9,6 +9,7 @@ from twins.signals import SIGNALS, SLOT
 from twins.history import features
 from twins.maintenance import COMPONENTS, utc_iso
 from twins.residency import HourlyLookup, exposure
+from twins.risk import risk_view
 from twins.twin import Twin, is_stale
 from twins.weather import CellWeather, context
 
@@ -42,6 +43,7 @@ def twin_view(twin: Twin, now_ms: int, stale_after_ms: int,
             for i, sig in enumerate(SIGNALS)
             if twin.times[i]
         },
+        "risk": risk_view(twin.risk),
         "history": history_features(twin),
         "maintenance": {
             c: {"last_failure": utc_iso(f) if f else None, "last_service": utc_iso(v) if v else None}
