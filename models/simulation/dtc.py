@@ -6,6 +6,11 @@ ten awake hours a day), scaled by a condition factor: e.g. the inverter
 over-temperature code becomes far likelier while the power module is hot.
 An active code clears after an exponentially distributed time. Active sets
 are kept as a bitmask per vehicle so that "changed" is one integer compare.
+
+Failing components (``models.simulation.reliability``) raise the onset rate of
+their codes in the weeks before a failure (``boost``) or set a code at once on
+an event such as a low-voltage wake (``force``): these are the precursors a
+failure-risk model can learn from, with imperfect sensitivity by design.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ CATALOGUE: tuple[DtcSpec, ...] = (
     DtcSpec("P0AFA", "Hybrid/EV battery system voltage low", 0.001, 2.0),
     DtcSpec("P1A00", "Manufacturer-specific HV system fault (example)", 0.001, 12.0),
     DtcSpec("U0100", "Lost communication with ECM/PCM 'A'", 0.004, 0.25),
+    DtcSpec("P0562", "System voltage low (12 V)", 0.0005, 24.0),
 )
 CODES: tuple[str, ...] = tuple(s.code for s in CATALOGUE)
 _BASE_RATE = np.array([s.p_per_day for s in CATALOGUE]) / AWAKE_S_PER_DAY   # per awake second
@@ -58,19 +64,25 @@ class DtcState:
                          rh_pct: NDArray[np.float64], soc: NDArray[np.float64]) -> NDArray[np.float64]:
         """Per-vehicle, per-code multiplier on the base onset rate."""
         f = np.ones((len(soh_pct), len(CATALOGUE)))
-        f[:, 0] = 1.0 + 3.0 * np.maximum(92.0 - soh_pct, 0.0)          # worn packs
+        f[:, 0] = 1.0 + np.exp(np.minimum((85.0 - soh_pct) / 2.5, 7.0))  # worn packs: x8 at 80 %, x180 at 72 %
         f[:, 1] = np.where(rh_pct > 90.0, 5.0, 1.0)                      # wet weather
         f[:, 2] = np.where(inverter_c > 80.0, 400.0, np.where(inverter_c > 65.0, 20.0, 0.2))
         f[:, 3] = np.where(soc < 0.10, 50.0, 0.5)                        # deep discharge
         return f
 
     def step(self, rng: np.random.Generator, now_ms: int, dt_s: float, awake: NDArray[np.bool_],
-             factor: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Clear expired codes, set new ones; return each vehicle's active bitmask."""
+             factor: NDArray[np.float64], force: NDArray[np.bool_] | None = None) -> NDArray[np.int64]:
+        """Clear expired codes, set new ones; return each vehicle's active bitmask.
+
+        ``force`` (same shape as ``factor``) sets codes now whether awake or not.
+        """
         self.active &= self.clear_at_ms > now_ms
         p = 1.0 - np.exp(-_BASE_RATE * factor * dt_s)
         draws = rng.random(self.active.shape)
-        onset = (draws < p) & awake[:, None] & ~self.active
+        onset = (draws < p) & awake[:, None]
+        if force is not None:
+            onset |= force
+        onset &= ~self.active
         if onset.any():
             durations = rng.exponential(1.0, size=int(onset.sum())) * _MEAN_ACTIVE_MS[np.nonzero(onset)[1]]
             self.clear_at_ms[onset] = now_ms + np.maximum(durations, 60_000.0).astype(np.int64)

@@ -6,11 +6,16 @@ the depot), DRIVING (following a cyclic route of EPA cycles) and DC_CHARGING
 their shift; every mode is integrated over ``[t0, t0 + dt]`` (route energy and
 distance as exact integral differences, charging capped at the target,
 thermal nodes by exact exponential relaxation); shift ends and charge-session
-changes are applied; the state at ``t0 + dt`` is encoded.
+changes are applied; component wear, failures and workshop visits are updated
+(``reliability``); the state at ``t0 + dt`` is encoded.
+
+A vehicle whose component failed stays parked at its depot until the repair
+or replacement is done (its 12 V battery failing means it never woke up).
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -20,12 +25,13 @@ from numpy.typing import NDArray
 
 from models.simulation import gps, low_voltage, thermal
 from models.simulation.drive_cycles import DIST_M, KEY_ON_S, build_routes, cumulative_at, sample_at, speed_at
-from models.simulation.dtc import MASK_TO_CODES, DtcState
+from models.simulation.dtc import CODES, MASK_TO_CODES, DtcState
 from models.simulation.ev_models import load_ev_models
-from models.simulation.powertrain import (ABS_MOTOR_KJ, BATT_KJ, BATT_SQ, MOTOR_LOSS_KJ, charge_taper,
-                                          dc_thermal_derate, hvac_power_w, open_circuit_voltage, pack_current,
-                                          pack_resistance, route_energy)
+from models.simulation.powertrain import (ABS_MOTOR_KJ, BATT_KJ, BATT_SQ, MOTOR_LOSS_KJ, RouteEnergy,
+                                          charge_taper, dc_thermal_derate, hvac_power_w, open_circuit_voltage,
+                                          pack_current, pack_resistance, route_energy)
 from models.simulation.regions import REGIONS
+from models.simulation.reliability import NEVER_MS, Reliability, StepStress, inverter_channel
 from models.simulation.schedule import plan_departures
 from models.simulation.telemetry import LV_STATES, TB, TelemetryEncoder
 from models.simulation.validation import check_int, check_regions, is_finite_number
@@ -41,8 +47,8 @@ SNAPSHOT_EVERY = 300
 HARD_FLOOR_SOC = 0.06      # below this a driving vehicle heads to a fast charger at once
 MIN_DRIVE_SOC = 0.03       # a step never drives the pack below this
 AC_CHARGER_EFF = 0.92
-CALENDAR_FADE_PCT_PER_S = 1.0 / (365.0 * 86_400.0)   # ~1 %/yr at 25 °C, doubling per +10 K
-CYCLE_FADE_PCT_PER_FEC = 0.01                           # per full equivalent cycle
+INV_DMG = 4               # extra channel of the route energy integrals: inverter cycle damage
+RELIABILITY_STREAM = 0x5EED_FA11   # the reliability generator is seeded from (seed, this)
 OTA_PROB_PER_SHIFT = 0.02
 CATCH_UP_MS = 14 * 3_600_000
 
@@ -62,12 +68,18 @@ class FleetSimulator:
         self._now = check_int("start_ms", start_ms, MIN_START_MS, MAX_START_MS)
         region_list = check_regions(regions)
         self._rng = np.random.Generator(np.random.PCG64(seed))
+        rel_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, RELIABILITY_STREAM])))
         models = load_ev_models()
         self._p = p = build_fleet(self._rng, n, [REGIONS[r] for r in region_list], models)
         self._region_of = dict(zip(p.vins, (p.region_ids[i] for i in p.region_idx)))
         self._sites = [load_site(REGIONS[r].site_id) for r in p.region_ids]
         self._routes = build_routes(int(self._rng.integers(0, 2**62)))
-        self._energy = route_energy(self._routes, models)
+        energy = route_energy(self._routes, models)
+        channel = inverter_channel(self._routes, energy)
+        self._energy = RouteEnergy(energy.n_models, energy.motor_kw, energy.batt_kw,
+                                   np.concatenate([energy.cum, channel.cum], axis=2))
+        self._rel = Reliability(rel_rng, p, self._routes, energy, channel, models, self._sites, self._now)
+        self._drained = 0
         self._init_state(n)
         tables = {"Vehicle.LowVoltageSystemState": LV_STATES, "Vehicle.Diagnostics.DTCList": MASK_TO_CODES,
                   "Vehicle.Software.Version": p.software_table, "Vehicle.VehicleIdentification.Model": p.model_names,
@@ -92,6 +104,50 @@ class FleetSimulator:
         except KeyError:
             raise ValueError(f"unknown vin {vin!r}") from None
 
+    def maintenance_events(self) -> list[dict[str, Any]]:
+        """Every workshop record so far, sorted by time: ``vin``, ``component`` (``inverter``,
+        ``traction_battery``, ``drive_motor``, ``lv_battery``), ``event`` (``failure``, ``repair``,
+        ``replacement``, ``inspection_ok``), ``time`` (ISO 8601 UTC, e.g. ``2026-03-04T10:15:00Z``)
+        and ``odometer_km``. A failure is followed by its repair or replacement once that is done."""
+        return self._rel.event_dicts(self._p.vins)
+
+    def drain_maintenance_events(self) -> list[dict[str, Any]]:
+        """The records added since the previous drain (sorted by time), for streaming to disk.
+
+        Records of one step all lie in that step's interval, so successive drains are in time order.
+        """
+        out = self._rel.event_dicts(self._p.vins, self._drained)
+        self._drained = len(self._rel.events)
+        return out
+
+    def fleet_table(self) -> list[dict[str, Any]]:
+        """One row per vehicle: ``vin, region, model, variant, in_service_date, home_lat, home_lon``
+        (home = the depot it parks at; in-service date as ISO ``YYYY-MM-DD``)."""
+        p = self._p
+        models = load_ev_models()
+        out = []
+        for i, vin in enumerate(p.vins):
+            m = models[int(p.model_idx[i])]
+            day = datetime.datetime.fromtimestamp(int(self._rel.in_service_ms[i]) // 1000,
+                                                  tz=datetime.timezone.utc).date()
+            out.append({"vin": vin, "region": p.region_ids[int(p.region_idx[i])], "model": m.model,
+                        "variant": m.variant, "in_service_date": day.isoformat(),
+                        "home_lat": round(float(p.depot_lat[i]), 6), "home_lon": round(float(p.depot_lon[i]), 6)})
+        return out
+
+    @property
+    def reliability(self) -> Reliability:
+        """Component wear state (read-only inspection: ages, damage, strengths, pending repairs)."""
+        return self._rel
+
+    def advance(self, dt_s: float) -> None:
+        """``step(dt_s)`` without building the messages (for long runs that only need the wear or the log).
+
+        The physics, the random draws and the maintenance log are exactly those of ``step``; the next
+        emitted message of a vehicle carries the changes since its previous *emitted* message.
+        """
+        self._step(dt_s, encode=False)
+
     def run(self, duration_s: float, rate_hz: float = 1.0) -> Iterator[list[dict[str, Any]]]:
         """Yield ``step(1 / rate_hz)`` batches until ``duration_s`` of simulated time has elapsed.
 
@@ -109,8 +165,8 @@ class FleetSimulator:
         p, rng = self._p, self._rng
         t_amb = self._weather(self._now)[0]
         self.soc = rng.uniform(0.45, 0.90, n)
-        self.soh = rng.uniform(85.0, 100.0, n)
-        self.odo_km = (100.0 - self.soh) / 15.0 * 150_000.0 + rng.uniform(500.0, 15_000.0, n)
+        self.soh = self._rel.soh0.copy()          # from the vehicle's age, duty and climate
+        self.odo_km = self._rel.odo0.copy()
         self.mode = np.where(self.soc < p.profile.plug_threshold, AC_CHARGING, PARKED).astype(np.int8)
         self.route = np.zeros(n, dtype=np.int64)
         self.u = np.zeros(n)
@@ -126,10 +182,12 @@ class FleetSimulator:
         self.t_cool, self.t_motor, self.t_inv = t_amb.copy(), t_amb.copy(), t_amb.copy()
         self.batt_cooling, self.batt_heating = np.zeros(n, bool), np.zeros(n, bool)
         self.btms_w = np.zeros(n)
-        self.lv_v = low_voltage.rest_voltage(t_amb, p.lv_age_years)
+        self.lv_v = low_voltage.rest_voltage(t_amb, self._rel.lv_wear)
         self.air_noise = np.zeros(n)
         self.sw_idx = p.software_base + (rng.random(n) < 0.3)
         self.dtc = DtcState(n)
+        self._wake_v = np.zeros(n)
+        self._lv_dtc = np.zeros(n, bool)
         self._catch_up()
 
     def _catch_up(self) -> None:
@@ -188,12 +246,24 @@ class FleetSimulator:
         self.sw_idx[idx] += ota
 
     # ------------------------------------------------------------------ step
+    def _take_out_of_service(self, idx: NDArray[np.int64], t1: int) -> None:
+        """Failed vehicles: a shift under way ends (towed to the depot); no departures until repaired."""
+        on_road = idx[(self.mode[idx] == DRIVING) | (self.mode[idx] == DC_CHARGING)]
+        if on_road.size:
+            self._end_shifts(on_road, t1)
+        self.depart_ms[idx] = NEVER_MS
+
     def step(self, dt_s: float) -> list[dict[str, Any]]:
         """Advance every vehicle by ``dt_s`` seconds; return one message per vehicle (vehicle order).
 
         ``dt_s`` is rounded to whole milliseconds; every message carries the new
         ``now_ms`` as ``ts`` and describes the state at that instant.
         """
+        out = self._step(dt_s, encode=True)
+        assert out is not None
+        return out
+
+    def _step(self, dt_s: float, encode: bool) -> list[dict[str, Any]] | None:
         if not is_finite_number(dt_s) or not 0 < dt_s <= MAX_DT_S:
             raise ValueError(f"dt_s must be a finite number in (0, {MAX_DT_S:g}], got {dt_s!r}")
         dt_ms = max(1, int(round(dt_s * 1000)))
@@ -202,9 +272,15 @@ class FleetSimulator:
         t0, t1 = self._now, self._now + dt_ms
         t_amb, rh, ghi = self._weather(t1)
 
-        # 1. departures due at the step start
+        # 1. departures due at the step start: the car wakes on its 12 V battery first
         due = np.flatnonzero(((self.mode == PARKED) | (self.mode == AC_CHARGING)) & (self.depart_ms <= t0))
         started = np.zeros(p.n, bool)
+        if due.size:
+            woke, v_wake, lv_dtc = self._rel.wake(due, t0, t_amb[due], self.odo_km[due])
+            self.depart_ms[due[~woke]] = NEVER_MS
+            self._wake_v[due] = v_wake
+            self._lv_dtc[due] |= lv_dtc
+            due = due[woke]
         if due.size:
             self._start_shifts(due)
             started[due] = True
@@ -224,6 +300,7 @@ class FleetSimulator:
         e_abs = d_energy[:, ABS_MOTOR_KJ]
         e_loss = d_energy[:, MOTOR_LOSS_KJ]
         e_sq = d_energy[:, BATT_SQ] * eff**2
+        inv_cycles = d_energy[:, INV_DMG]
 
         # 3. battery: mean power into the pack, SoC, I²R heat
         ocv = open_circuit_voltage(self.soc, p.ocv_table)
@@ -243,7 +320,7 @@ class FleetSimulator:
             f = np.where(short, np.clip((self.soc - MIN_DRIVE_SOC) / np.where(short, -dsoc, 1.0), 0.0, 1.0), 1.0)
             u1 = u0 + f * (u1 - u0)
             dsoc, dist_km, e_abs, e_loss, p_trac = dsoc * f, dist_km * f, e_abs * f, e_loss * f, p_trac * f
-            e_sq, key_s = e_sq * f, key_s * f
+            e_sq, key_s, inv_cycles = e_sq * f, key_s * f, inv_cycles * f
         self.u = u1
         remaining_km = (cumulative_at(routes.cum, self.route, self.u_end)[:, DIST_M]
                         - cumulative_at(routes.cum, self.route, u1)[:, DIST_M]) / 1000.0
@@ -252,10 +329,10 @@ class FleetSimulator:
         room = np.clip((target - self.soc) / np.where(dsoc > 0, dsoc, 1.0), 0.0, 1.0)
         frac = np.where(charging & (dsoc > 0), room, 1.0)
         dsoc = dsoc * frac
+        soc0 = self.soc
         self.soc = np.clip(self.soc + dsoc, 0.0, 1.0)
         mean_sq = np.where(drv, e_sq * 1e6 / dt + 2.0 * aux * p_trac + aux * aux, p_in * p_in * frac)
         heat_w = r_pack * mean_sq / (ocv * ocv)
-        throughput_kwh = np.abs(dsoc) * q_ah * ocv / 1000.0
 
         # 4. end-of-step transitions
         stopped = speed_at(routes, self.route, u1) <= 0.05
@@ -271,25 +348,41 @@ class FleetSimulator:
         self.mode[(self.mode == AC_CHARGING) & (self.soc >= p.profile.ac_target - 1e-9)] = PARKED
 
         # 5. thermal (inputs averaged over the step)
+        t_cool0, t_motor0, t_batt0 = self.t_cool, self.t_motor, self.t_batt
         v_mean = dist_km * 1000.0 / dt
         motor_loss_w = e_loss * 1000.0 / dt
         inv_loss_w = thermal.inverter_loss_w(e_abs / dt)
         self.t_cool = thermal.coolant_step(self.t_cool, t_amb, motor_loss_w + inv_loss_w, v_mean, drv, dt)
         self.t_motor = thermal.motor_step(self.t_motor, self.t_cool, motor_loss_w, drv, dt)
-        self.t_inv = thermal.inverter_step(self.t_inv, self.t_cool, inv_loss_w, p.inverter_rth_scale, drv, dt)
+        self.t_inv = thermal.inverter_step(self.t_inv, self.t_cool, inv_loss_w,
+                                           p.inverter_rth_scale * self._rel.inverter_rth_factor(), drv, dt)
         bt = thermal.battery_step(self.t_batt, t_amb, heat_w, p.batt_c_j_per_k, p.batt_g_w_per_k, p.batt_cool_g,
                                   v_mean, drv | charging, self.batt_cooling, self.batt_heating, dt)
         self.t_batt, self.btms_w, self.batt_cooling, self.batt_heating = bt.temp_c, bt.btms_w, bt.cooling, bt.heating
 
-        # 6. position, odometer, ageing, 12 V system, diagnostics
+        # 6. position, odometer, 12 V system, diagnostics
         self.east, self.north, self.heading = gps.move(self.east, self.north, self.heading, dist_km, remaining_km,
                                                        p.roam_km, rng.standard_normal(p.n))
+        odo0 = self.odo_km
         self.odo_km = self.odo_km + dist_km
-        arrhenius = np.exp2((self.t_batt - 25.0) / 10.0)
-        self.soh = np.maximum(self.soh - CYCLE_FADE_PCT_PER_FEC * throughput_kwh / (2.0 * p.capacity_kwh)
-                              - CALENDAR_FADE_PCT_PER_S * dt * arrhenius, 0.0)
+
+        # 7. component wear (SoH fade included), failures, repairs and routine services
+        energised = np.where(drv, key_s, np.where(charging, frac * dt, 0.0))
+        stress = StepStress(
+            t0_ms=t0, t1_ms=t1, dt_s=dt, inv_cycles=inv_cycles, t_cool0=t_cool0, t_cool1=self.t_cool,
+            energised_s=energised, t_amb=t_amb, rh=rh, t_batt0=t_batt0, t_batt1=self.t_batt, soc0=soc0,
+            soc1=self.soc, charging=charging, dc_pack_eq=np.where(dc, np.maximum(dsoc, 0.0), 0.0),
+            t_motor0=t_motor0, t_motor1=self.t_motor, keyon_s=key_s, odo0=odo0, odo1=self.odo_km,
+            parked=(self.mode == PARKED) | (self.mode == AC_CHARGING))
+        outcome = self._rel.step(stress, self.soh)
+        self.soh = outcome.soh
+        if outcome.stopped.size:
+            self._take_out_of_service(outcome.stopped, t1)
+        if outcome.returned.size:
+            self.depart_ms[outcome.returned] = plan_departures(rng, p.profile, p.timezones, p.region_idx,
+                                                               outcome.returned, t1)
         self._now = t1
-        return self._emit(t1, t_amb, rh, ghi, started, dt)
+        return self._emit(t1, t_amb, rh, ghi, started, dt, encode)
 
     def _charge_power_w(self, mode: NDArray[np.int8], soc: NDArray[np.float64]) -> NDArray[np.float64]:
         p = self._p
@@ -299,7 +392,7 @@ class FleetSimulator:
         return np.where(mode == AC_CHARGING, ac_w, np.where(mode == DC_CHARGING, dc_w, 0.0))
 
     def _emit(self, t1: int, t_amb: NDArray[np.float64], rh: NDArray[np.float64], ghi: NDArray[np.float64],
-              started: NDArray[np.bool_], dt: float) -> list[dict[str, Any]]:
+              started: NDArray[np.bool_], dt: float, encode: bool = True) -> list[dict[str, Any]] | None:
         """Instantaneous signals at ``t1`` in the post-transition modes, encoded as messages."""
         p, routes, en, rng = self._p, self._routes, self._energy, self._rng
         mode = self.mode
@@ -323,7 +416,10 @@ class FleetSimulator:
         is_charging = (ac | dc) & (current > 0)
 
         awake = key_on | ac | dc
-        self.lv_v = low_voltage.voltage_step(self.lv_v, t_amb, p.lv_age_years, awake, dt)
+        rel = self._rel
+        self.lv_v = low_voltage.voltage_step(self.lv_v, t_amb, rel.lv_wear, awake, dt, rel.lv_dead)
+        # the START message reports the wake-up dip (the lowest voltage of the wake, before the DC-DC takes over)
+        lv_out = np.where(started, np.minimum(self._wake_v, self.lv_v), self.lv_v)
         lv_state = low_voltage.system_state(started, key_on, drv, dc, t1 - self.parked_since)
 
         decay = math.exp(-dt / 300.0)
@@ -331,10 +427,14 @@ class FleetSimulator:
         sun_soak = np.minimum(ghi / 250.0, 4.0) * (1.0 - np.minimum(speed / 10.0, 1.0))
         air = t_amb + p.sensor_bias_c + self.air_noise + sun_soak
 
-        dtc_mask = self.dtc.step(rng, t1, dt, awake, self.dtc.condition_factor(self.soh, self.t_inv, rh, self.soc))
+        factor = self.dtc.condition_factor(self.soh, self.t_inv, rh, self.soc) * rel.dtc_boost(len(CODES), CODES)
+        force = np.zeros(factor.shape, bool)
+        force[:, CODES.index("P0562")] = self._lv_dtc
+        self._lv_dtc[:] = False
+        dtc_mask = self.dtc.step(rng, t1, dt, awake, factor, force)
         lat, lon = gps.to_lat_lon(p.depot_lat, p.depot_lon, self.east, self.north)
-        spread = p.cell_imbalance_k * (1.0 + (100.0 - self.soh) / 10.0) + np.minimum(
-            0.0008 * np.abs(current) ** 2 * r_pack, 8.0)
+        spread = (p.cell_imbalance_k * rel.battery_imbalance_factor() * (1.0 + (100.0 - self.soh) / 10.0)
+                  + np.minimum(0.0008 * np.abs(current) ** 2 * r_pack, 8.0))
         frame = {
             "Vehicle.Speed": speed * 3.6,
             "Vehicle.CurrentLocation.Latitude": lat,
@@ -353,7 +453,7 @@ class FleetSimulator:
             "Vehicle.Powertrain.ElectricMotor.EngineCoolant.Temperature": self.t_cool,
             "Vehicle.Powertrain.ElectricMotor.Power": motor_kw,
             "Vehicle.Exterior.AirTemperature": np.round(air * 2.0) / 2.0,
-            "Vehicle.LowVoltageBattery.CurrentVoltage": self.lv_v,
+            "Vehicle.LowVoltageBattery.CurrentVoltage": lv_out,
             "Vehicle.LowVoltageSystemState": lv_state,
             "Vehicle.Diagnostics.DTCList": dtc_mask,
             "Vehicle.Powertrain.TractionInverter.Temperature": self.t_inv,
@@ -361,4 +461,6 @@ class FleetSimulator:
             "Vehicle.VehicleIdentification.Model": p.model_idx,
             "Vehicle.VehicleIdentification.Variant": p.model_idx,
         }
+        if not encode:
+            return None
         return self._encoder.encode(t1, frame)

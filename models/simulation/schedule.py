@@ -132,10 +132,14 @@ def plan_departures(rng: np.random.Generator, profile: DutyProfile, timezones: l
     jitter = np.clip(rng.normal(0.0, 12.0, len(idx)), -40.0, 40.0)
     in_day = np.round((profile.depart_min[idx] + jitter) * MS_PER_MIN).astype(np.int64)
     day = np.where(in_day <= now_local + MIN_TURNAROUND_MS, day + 1, day)
+    open_ = np.ones(len(idx), bool)             # still looking for a working day
     for _ in range(14):
         sunday = (day + 3) % 7 == 6             # epoch day 0 was a Thursday
-        off = (sunday & ~profile.works_sunday[idx]) | (rng.random(len(idx)) < DAY_OFF_PROB)
+        # One day-off draw per vehicle and candidate day: vehicles already settled keep their day
+        # (re-drawing for the whole batch made large batches skip extra days).
+        off = open_ & ((sunday & ~profile.works_sunday[idx]) | (rng.random(len(idx)) < DAY_OFF_PROB))
         if not off.any():
             break
+        open_ = off
         day = np.where(off, day + 1, day)
     return day * MS_PER_DAY + in_day - _offsets_for_days(timezones, tz_v, day)

@@ -64,7 +64,6 @@ class FleetParams:
     efficiency_factor: NDArray[np.float64]
     inverter_rth_scale: NDArray[np.float64]
     cell_imbalance_k: NDArray[np.float64]
-    lv_age_years: NDArray[np.float64]
     sensor_bias_c: NDArray[np.float64]
     software_table: tuple[str, ...]
     software_base: NDArray[np.int64]
@@ -114,7 +113,6 @@ def build_fleet(rng: np.random.Generator, n: int, regions: Sequence[Region], mod
         efficiency_factor=rng.uniform(0.95, 1.12, n),
         inverter_rth_scale=rng.uniform(0.9, 1.15, n),
         cell_imbalance_k=rng.uniform(0.3, 1.5, n),
-        lv_age_years=rng.uniform(0.0, 5.0, n),
         sensor_bias_c=rng.normal(0.0, 0.3, n),
         software_table=tuple(v for line in sw_lines for v in line),
         software_base=sw_base[model_idx],

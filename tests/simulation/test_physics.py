@@ -146,10 +146,18 @@ def test_fast_charging_happens_mid_shift_with_realistic_current() -> None:
 
 
 def test_state_of_health_declines_slowly() -> None:
+    """SoH starts where each vehicle's age (0-6 years), duty and climate put it and fades slowly;
+    it only ever rises at a pack replacement (see test_reliability), and packs past the ~82 % knee
+    fade faster."""
     sim = FleetSimulator(30, seed=4)
     run = run_states(sim, 3600.0, 24 * 60)
     soh = run.values[f"{TB}.StateOfHealth"]
-    assert np.all((soh[0] >= 85.0) & (soh[0] <= 100.0))
-    assert np.all(np.diff(soh, axis=0) <= 0.0)
+    assert np.all((soh[0] >= 70.0) & (soh[0] <= 100.0))
+    replaced = {e["vin"] for e in sim.maintenance_events()
+                if e["component"] == "traction_battery" and e["event"] == "replacement"}
+    keep = np.array([v not in replaced for v in run.vins])
+    assert np.all(np.diff(soh[:, keep], axis=0) <= 0.0)
     loss_per_year = (soh[0] - soh[-1]) * 365.0 / 60.0
-    assert np.all((loss_per_year > 0.3) & (loss_per_year < 6.0)), loss_per_year
+    healthy = keep & (soh[0] > 82.0)
+    assert np.all((loss_per_year[healthy] > 0.3) & (loss_per_year[healthy] < 6.0)), loss_per_year
+    assert np.all(loss_per_year[keep] < 20.0), loss_per_year
