@@ -28,6 +28,17 @@ def _cmd_topics(args: argparse.Namespace) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
+    if args.history:
+        from pathlib import Path
+
+        from models.simulation.history import write_history
+
+        if not args.out:
+            raise FleetAssuranceError("--history needs --out DIR for the dataset")
+        days = int(args.history.rstrip("d"))
+        summary = write_history(Path(args.out), args.vehicles, days, args.seed, dt_s=args.dt, progress=True)
+        print(f"wrote {args.out}: {summary}")
+        return
     from streams.settings import load_settings
     from streams.simulate import simulate
 
@@ -111,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, default=60.0, help="simulated seconds (0 = forever)")
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
+    sim.add_argument("--history", default=None, metavar="DAYSd",
+                     help="write a history dataset of this many days (e.g. 365d) to --out instead of publishing")
+    sim.add_argument("--out", default=None, help="dataset directory for --history")
+    sim.add_argument("--dt", type=float, default=3600.0, help="simulation step in seconds for --history")
     sim.set_defaults(func=_cmd_simulate)
 
     wx = sub.add_parser("weather-replay", help="publish real typical-year weather (NREL TMY) to the weather topic")

@@ -13,7 +13,7 @@ def render() -> str:
     """Markdown table of every operating-history feature."""
     rows = ["# Operating-history features", "",
             "Computed by `twins.history.features(state)`; shown under `history` in `GET /twins/{vin}`.",
-            "Unknown values are NaN (JSON `null`). Time integrals cap each step at 300 s.", "",
+            "Unknown values are NaN (JSON `null`). Time integrals cap each step at 3,900 s (65 min).", "",
             "| name | unit | meaning |", "|---|---|---|"]
     rows += [f"| `{f.name}` | {f.unit} | {f.meaning} |" for f in FEATURES]
     return "\n".join(rows) + "\n"

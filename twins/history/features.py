@@ -27,7 +27,7 @@ _DT_TEXT = ("ΔT < 10 K", "10 ≤ ΔT < 20 K", "20 ≤ ΔT < 40 K", "40 ≤ ΔT 
 _MEAN_TEXT = ("< 40 °C", "40-70 °C", "≥ 70 °C")
 
 FEATURES: tuple[FeatureDoc, ...] = (
-    FeatureDoc("history_observed_h", "h", "Observed time: sum of update intervals, each capped at 300 s."),
+    FeatureDoc("history_observed_h", "h", "Observed time: sum of update intervals, each capped at 3,900 s."),
     FeatureDoc("history_updates", "count", "Readings folded into the history."),
     # inverter
     FeatureDoc("inv_temp_peak_c", "°C", "Highest inverter temperature seen."),

@@ -10,8 +10,9 @@ Integration rules (all accumulators):
 * Time integrals hold each interval ``(last_ms, ts_ms]`` at the values known at
   its start (zero-order hold, which is what the partial-update contract means: a
   signal keeps its value until a message changes it), and the interval is capped
-  at ``MAX_STEP_S`` = 300 s — a vehicle offline for a day adds at most 5 minutes
-  "at 90 °C", not 24 hours. ``observed_s`` sums the capped intervals. The first
+  at ``MAX_STEP_S`` = 3,900 s — a vehicle offline for a day adds at most 65 minutes
+  "at 90 °C", not 24 hours, while hourly telemetry (training histories) still
+  integrates fully, so features mean the same at 1 Hz and at 1/h. ``observed_s`` sums the capped intervals. The first
   reading only sets the starting point.
 * Counts (edges, wakes, sessions) and deltas of cumulative signals (odometer, SoC)
   are not capped: they are real events/changes even across a gap.
@@ -35,7 +36,7 @@ from twins.history.motor import MotorState, update_motor
 from twins.history.usage import UsageState, update_usage
 from twins.signals import SLOT
 
-MAX_STEP_S = 300.0
+MAX_STEP_S = 3900.0
 _TB = "Vehicle.Powertrain.TractionBattery"
 _SPEED = SLOT["Vehicle.Speed"]
 _ODO = SLOT["Vehicle.TraveledDistance"]

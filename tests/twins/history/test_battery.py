@@ -51,21 +51,21 @@ def test_ah_throughput_and_efc():
 
 
 def test_current_gap_is_capped():
-    s = feed(HistoryState(), [(0, {"pack_current": -36.0}), (10_000, {"pack_current": 0.0})])
-    assert features(s)["batt_ah_throughput"] == pytest.approx(36.0 * 300 / 3600)   # 3 Ah, not 100 Ah
+    s = feed(HistoryState(), [(0, {"pack_current": -36.0}), (20_000, {"pack_current": 0.0})])
+    assert features(s)["batt_ah_throughput"] == pytest.approx(36.0 * 3900 / 3600)   # 39 Ah, not 200 Ah
 
 
 def test_time_at_high_and_low_soc():
     s = feed(HistoryState(), [
         (0, {"soc": 95.0}),
         (200, {"soc": 91.0}),        # 200 s at 95 %
-        (2_000, {"soc": 50.0}),      # 1800 s gap at 91 % -> capped to 300 s
-        (2_100, {"soc": 9.0}),       # 100 s at 50 %
-        (2_400, {"soc": 10.0}),      # 300 s at 9 %
-        (2_500, {"soc": 10.0}),      # 10 % is not < 10 %
+        (10_000, {"soc": 50.0}),     # 9800 s gap at 91 % -> capped to 3900 s
+        (10_100, {"soc": 9.0}),      # 100 s at 50 %
+        (10_400, {"soc": 10.0}),     # 300 s at 9 %
+        (10_500, {"soc": 10.0}),     # 10 % is not < 10 %
     ])
     f = features(s)
-    assert f["batt_hours_soc_above_90"] == pytest.approx(500 / 3600)
+    assert f["batt_hours_soc_above_90"] == pytest.approx((200 + 3900) / 3600)
     assert f["batt_hours_soc_below_10"] == pytest.approx(300 / 3600)
 
 

@@ -16,13 +16,13 @@ def test_motor_time_above_thresholds_peak_and_load():
         (0, {"motor_temp": 125.0, "motor_power": 30.0}),
         (60, {"motor_temp": 155.0, "motor_power": -0.5}),   # 60 s at 125 °C, loaded
         (90, {"motor_temp": 110.0, "motor_power": -20.0}),  # 30 s at 155 °C, not loaded (|P| <= 1 kW)
-        (1_090, {"motor_temp": 100.0}),                     # 1000 s gap at 110 °C, loaded -> capped 300 s
+        (10_090, {"motor_temp": 100.0}),                    # 10000 s gap at 110 °C, loaded -> capped 3900 s
     ])
     f = features(s)
     assert f["motor_hours_above_120c"] == pytest.approx(90 / 3600)
     assert f["motor_hours_above_150c"] == pytest.approx(30 / 3600)
     assert f["motor_temp_peak_c"] == 155.0
-    assert f["motor_load_hours"] == pytest.approx((60 + 300) / 3600)
+    assert f["motor_load_hours"] == pytest.approx((60 + 3900) / 3600)
 
 
 def test_motor_load_falls_back_to_speed():
@@ -60,14 +60,14 @@ def test_time_below_12v_and_low_voltage_events():
         (20, {"lv_voltage": 11.7}),     # event 1 (10 s below so far)
         (30, {"lv_voltage": 11.85}),    # still latched (< 11.9 re-arm)
         (40, {"lv_voltage": 11.7}),     # no new event
-        (1_040, {"lv_voltage": 11.95}),  # gap capped at 300 s; re-armed
-        (1_050, {"lv_voltage": 11.75}),  # event 2
-        (1_060, {"lv_voltage": 12.0}),   # 12.0 is not below 12.0
-        (1_070, {"lv_voltage": 12.0}),
+        (10_040, {"lv_voltage": 11.95}),  # gap capped at 3900 s; re-armed
+        (10_050, {"lv_voltage": 11.75}),  # event 2
+        (10_060, {"lv_voltage": 12.0}),   # 12.0 is not below 12.0
+        (10_070, {"lv_voltage": 12.0}),
     ])
     f = features(s)
     assert f["lv_low_events"] == 2.0
-    assert f["lv_hours_below_12v"] == pytest.approx((10 + 10 + 10 + 300 + 10 + 10) / 3600)
+    assert f["lv_hours_below_12v"] == pytest.approx((10 + 10 + 10 + 3900 + 10 + 10) / 3600)
 
 
 # ----------------------------------------------------------------------------- usage
@@ -83,11 +83,11 @@ def test_distance_driving_and_harsh_events():
         (80, {"accel_longitudinal": -3.9, "speed": 0.0}),
         (81, {"accel_longitudinal": -4.1, "traveled_distance": 990.0}),    # odometer reset: not counted; brake 2
         (90, {"traveled_distance": 995.0, "speed": 20.0}),                 # +5 km from the new reference
-        (5_000, {"speed": 0.0}),                                           # driving gap capped at 300 s
+        (50_000, {"speed": 0.0}),                                          # driving gap capped at 3900 s
     ])
     f = features(s)
     assert f["usage_distance_km"] == pytest.approx(1.0 + 5.0)
-    assert f["usage_driving_hours"] == pytest.approx((71 - 10 + 300) / 3600)
+    assert f["usage_driving_hours"] == pytest.approx((71 - 10 + 3900) / 3600)
     assert f["usage_harsh_accel"] == 2.0
     assert f["usage_harsh_brake"] == 2.0
     assert f["usage_harsh_per_100km"] == pytest.approx(4 / 6.0 * 100)

@@ -79,10 +79,10 @@ def test_daily_maxima_and_sums():
         update_history(s, t + 1_900_000, vals(inverter_temp=40.0, pack_temp_max=20.0, speed=0.0,
                                               charge_current_dc=0.0, pack_voltage=400.0, pack_current=0.0))
     f = features(s)
-    # Per day: 30 min driving between readings 30 min apart -> capped to 300 s; 10 A for 300 s;
+    # Per day: 30 min driving between readings 30 min apart (under the 3900 s cap); 10 A for 1800 s;
     # one DC session of 100 A * 400 V = 40 kW for 100 s. Row quantisation: 0.01 h, 0.1 Ah, 0.1 kWh.
-    assert f["daily_driving_h_per_day_7d"] == pytest.approx(300 / 3600, abs=0.006)
-    assert f["daily_ah_per_day_30d"] == pytest.approx(10.0 * 300 / 3600, abs=0.05)
+    assert f["daily_driving_h_per_day_7d"] == pytest.approx(1800 / 3600, abs=0.006)
+    assert f["daily_ah_per_day_30d"] == pytest.approx(10.0 * 1800 / 3600, abs=0.05)
     assert f["daily_dcfc_sessions_7d"] == 7 and f["daily_dcfc_sessions_30d"] == 12
     assert f["daily_dcfc_kwh_30d"] == pytest.approx(12 * 40.0 * 100 / 3600, abs=12 * 0.05)
     assert f["daily_inv_temp_max_7d"] == 61.0 and f["daily_inv_temp_max_30d"] == 61.0

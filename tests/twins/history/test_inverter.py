@@ -65,13 +65,13 @@ def test_time_above_thresholds_caps_gaps():
     s = HistoryState()
     feed(s, [(0, {"inverter_temp": 105.0}),
              (100, {"inverter_temp": 85.0}),      # 100 s at 105 °C
-             (3_700, {"inverter_temp": 50.0}),    # 3600 s gap at 85 °C -> capped to 300 s
-             (3_800, {"inverter_temp": 50.0})])
+             (36_100, {"inverter_temp": 50.0}),   # 36000 s gap at 85 °C -> capped to 3900 s
+             (36_200, {"inverter_temp": 50.0})])
     f = features(s)
-    assert f["inv_hours_above_80c"] == pytest.approx((100 + 300) / 3600)
+    assert f["inv_hours_above_80c"] == pytest.approx((100 + 3900) / 3600)
     assert f["inv_hours_above_100c"] == pytest.approx(100 / 3600)
     assert f["inv_temp_peak_c"] == 105.0
-    assert f["history_observed_h"] == pytest.approx((100 + 300 + 100) / 3600)
+    assert f["history_observed_h"] == pytest.approx((100 + 3900 + 100) / 3600)
 
 
 def test_online_bins_agree_with_batch_rainflow():

@@ -48,9 +48,9 @@ def test_first_reading_only_sets_the_start_and_gaps_are_capped():
     s = feed(HistoryState(), [(0, {"speed": 50.0})])
     assert s.observed_s == 0.0 and s.n_updates == 1
     feed(s, [(86_400, {"speed": 0.0})])                 # a day offline
-    assert MAX_STEP_S == 300.0
-    assert features(s)["usage_driving_hours"] == pytest.approx(300 / 3600)
-    assert features(s)["history_observed_h"] == pytest.approx(300 / 3600)
+    assert MAX_STEP_S == 3900.0
+    assert features(s)["usage_driving_hours"] == pytest.approx(3900 / 3600)
+    assert features(s)["history_observed_h"] == pytest.approx(3900 / 3600)
 
 
 def test_memory_is_bounded_over_100k_readings():
