@@ -13,8 +13,9 @@ from faust.types import TP
 from streams.charging import register_charging
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
 from streams.ingest import TwinIngest
+from streams.risk_scoring import RiskScorer
 from streams.settings import Settings
-from streams.vehicle_registry import load_home_cells
+from streams.vehicle_registry import load_registry
 from streams.weather_feed import register_weather
 
 
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> FleetApp:
                             key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     app.topics.add(telemetry)  # subscribe: the batch fast path consumes it, no agent needed
     app.topics.add(maintenance)
+    registry = load_registry(settings.vehicle_registry, settings.weather_cell_precision)
     app.ingest = TwinIngest(
         table=app.twins,
         dlq_topic=dlq,
@@ -115,11 +117,12 @@ def create_app(settings: Settings) -> FleetApp:
         flush_max_dirty=settings.twin_flush_max_dirty,
         partitions=settings.partitions,
         cell_precision=settings.weather_cell_precision,
-        home_cells=load_home_cells(settings.vehicle_registry, settings.weather_cell_precision),
+        home_cells=registry.home_cells,
         default_home_cell=settings.default_home_cell,
     )
     app.batch_topics[settings.topic_telemetry] = app.ingest.handle_batch
     app.batch_topics[settings.topic_maintenance] = app.ingest.handle_maintenance_batch
+    app.ingest.telemetry_topic = settings.topic_telemetry
     app.ingest.maintenance_dlq_topic = app.topic(settings.topic_maintenance_dlq, key_type=bytes, value_type=bytes,
                                                  partitions=settings.partitions)
     register_weather(app, settings)
@@ -128,6 +131,13 @@ def create_app(settings: Settings) -> FleetApp:
     @app.task
     async def _flusher() -> None:
         await app.ingest.run_flusher()
+
+    app.scorer = RiskScorer(app, settings.risk_model_dir, settings.risk_score_interval_s, settings.risk_score_tick_s,
+                            settings.risk_reload_s, settings.risk_batch_max, registry.in_service_ms)
+
+    @app.task
+    async def _scorer() -> None:
+        await app.scorer.run()
 
     @app.on_partitions_revoked.connect
     async def _on_revoked(app_: Any, revoked: set[TP], **kwargs: Any) -> None:

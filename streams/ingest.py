@@ -11,10 +11,12 @@ table write. Only after that write are the batch offsets marked committable.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from streams import metrics
@@ -27,10 +29,27 @@ from twins.reading import Reading, decode_reading
 from twins.twin import Twin, decode_twin, encode_twin, merge_into, new_twin
 
 
+#: After a flush of this many twins, hand freed heap memory back to the OS.
+TRIM_AFTER_WRITES = 5_000
+
+
+def release_free_memory() -> None:
+    """glibc keeps freed heap pages of the decode/encode churn; ``malloc_trim`` returns them (no-op elsewhere)."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+try:
+    _libc: Any = ctypes.CDLL("libc.so.6")
+except OSError:  # not glibc
+    _libc = None
+
+
 class TwinIngest:
     """Owns the dirty-twin cache of one worker and the batch handler for the telemetry topic."""
 
     maintenance_dlq_topic: Any = None
+    telemetry_topic: str = "fleet.telemetry"
 
     def __init__(self, table: Any, dlq_topic: Any, consumer_getter: Any,
                  flush_interval_s: float, flush_max_dirty: int, partitions: int,
@@ -47,6 +66,9 @@ class TwinIngest:
         self.partitions = partitions
         self.dirty: dict[str, Twin] = {}
         self.dirty_tp: dict[str, TP] = {}
+        #: VINs changed since they were last risk-scored; ``urgent``: due now (e.g. a repair record).
+        self.changed: set[str] = set()
+        self.urgent: set[str] = set()
         self.pending_offsets: dict[TP, int] = {}
         self._lock = asyncio.Lock()
         self.batches = 0
@@ -103,6 +125,7 @@ class TwinIngest:
                 too_late += twin.n_too_late - t
                 self.dirty[vin] = twin
                 self.dirty_tp[vin] = tp
+            self.changed.update(groups)
             self.pending_offsets[tp] = records[-1].offset + 1
         self.batches += 1
         self.records += len(records)
@@ -117,6 +140,18 @@ class TwinIngest:
         metrics.DIRTY_TWINS.set(len(self.dirty))
         if len(self.dirty) >= self.flush_max_dirty:
             await self.flush()
+
+    def local_vins(self) -> set[str]:
+        """VINs with state on this worker (stored or not yet flushed)."""
+        return {k.decode() for k, v in self.table.data.items() if v is not None} | set(self.dirty)
+
+    def mark_dirty(self, twin: Twin) -> None:
+        """Queue a twin changed outside a batch (e.g. by the scorer) for the next flush; caller holds the lock."""
+        vin = twin.vin
+        if vin not in self.dirty_tp:
+            partition = (murmur2(vin.encode()) & 0x7FFFFFFF) % self.partitions
+            self.dirty_tp[vin] = TP(self.telemetry_topic, partition)
+        self.dirty[vin] = twin
 
     async def handle_maintenance_batch(self, tp: TP, records: Sequence[Any]) -> None:
         """Batch handler for ``fleet.maintenance`` (co-partitioned with telemetry: same owner per VIN)."""
@@ -138,6 +173,8 @@ class TwinIngest:
                     apply_maintenance(twin.maintenance, m)
                 self.dirty[vin] = twin
                 self.dirty_tp[vin] = tp
+            self.changed.update(groups)
+            self.urgent.update(groups)
             self.pending_offsets[tp] = records[-1].offset + 1
         metrics.MAINTENANCE_IN.inc(sum(len(r) for r in groups.values()))
 
@@ -164,6 +201,8 @@ class TwinIngest:
             for tp, offset in self.pending_offsets.items():
                 consumer.mark_processed(tp, offset)
             self.pending_offsets.clear()
+        if n >= TRIM_AFTER_WRITES:
+            release_free_memory()
         metrics.TWINS_WRITTEN.inc(n)
         metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
         metrics.DIRTY_TWINS.set(0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -41,6 +41,14 @@ WEATHER_IN = Counter("fleet_weather_records_total", "Weather records applied to 
                      registry=REGISTRY)
 MAINTENANCE_IN = Counter("fleet_maintenance_records_total", "Repair-log records applied to twins.",
                          registry=REGISTRY)
+RISK_SCORED = Counter("fleet_risk_scored_total", "Twins risk-scored.", registry=REGISTRY)
+RISK_BATCH_SECONDS = Histogram("fleet_risk_batch_seconds", "Wall time of one scoring batch (features + models).",
+                               buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
+RISK_MAX = Gauge("fleet_risk_max_probability", "Highest failure probability in the last batch, by component.",
+                 ["component"], registry=REGISTRY)
+RISK_MODEL_INFO = Info("fleet_risk_model", "The risk model version in force.", registry=REGISTRY)
+RISK_MODEL_ERRORS = Counter("fleet_risk_model_load_errors_total", "Model versions that failed to load.",
+                            registry=REGISTRY)
 CHARGING_PLANS = Counter("fleet_charging_plans_total", "Charging re-plans published, by trigger.", ["trigger"],
                          registry=REGISTRY)
 TWINS_WRITTEN = Counter("fleet_twin_writes_total", "Twin table writes (coalesced).", registry=REGISTRY)

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     )
     charging_replan_minutes: int = Field(15, ge=1, le=1440, description="Re-plan every site at least this often.")
 
+    # --- risk scoring ---
+    risk_model_dir: Path | None = Field(
+        None, description="Risk model artifact, or a directory of versioned artifacts (newest wins, hot reload)."
+    )
+    risk_score_interval_s: float = Field(300.0, gt=0, description="Score a changed vehicle at most this often.")
+    risk_score_tick_s: float = Field(1.0, gt=0, description="How often the scorer looks for due vehicles.")
+    risk_reload_s: float = Field(10.0, gt=0, description="How often the model directory is checked.")
+    risk_batch_max: int = Field(20_000, ge=1, description="Most twins scored in one batch.")
+
     # --- weather join ---
     weather_cell_precision: int = Field(
         4, ge=2, le=7, description="Geohash characters of a weather cell (4 = about 39 km x 20 km)."

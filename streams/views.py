@@ -19,6 +19,8 @@ from faust import web
 from streams import metrics
 from twins.reading import VIN_PATTERN
 from twins.twin import Twin, decode_twin, is_stale
+from twins.maintenance import COMPONENTS
+from twins.risk import risk_view
 from twins.view import FleetSummary, twin_brief, twin_view
 from twins.weather import context
 
@@ -125,6 +127,57 @@ def register_views(app: Any) -> None:
                     status=404,
                 )
             return self.json(twin_view(twin, _now_ms(), stale_ms, app.cell_weather, app.hourly_weather))
+
+    @app.page("/twins/{vin}/risk")
+    class TwinRisk(web.View):
+        @app.table_route(table=app.twins, match_info="vin")
+        async def get(self, request: web.Request, vin: str) -> web.Response:
+            twin = app.ingest.get_twin(vin)
+            if twin is None:
+                return self.json({"error": f"no twin for VIN {vin!r}"}, status=404)
+            if twin.risk is None:
+                reason = ("no risk model is loaded (set FLEET_RISK_MODEL_DIR)" if app.scorer.models is None
+                          else "the vehicle has not been scored yet")
+                return self.json({"vin": vin, "risk": None, "reason": reason}, status=200)
+            return self.json({"vin": vin, **risk_view(twin.risk)})
+
+    @app.page("/fleet/risk")
+    class FleetRisk(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            component = request.query.get("component")
+            try:
+                top = int(request.query.get("top", "20"))
+                if not 1 <= top <= MAX_LIMIT:
+                    raise ValueError(f"query parameter top={top} must be between 1 and {MAX_LIMIT}")
+                if component is not None and component not in COMPONENTS:
+                    raise ValueError(f"query parameter component={component!r} must be one of {list(COMPONENTS)}")
+            except ValueError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            rows = []
+            for t in local_twins(app):
+                if t.risk is None:
+                    continue
+                pairs = list(zip(t.risk.components, t.risk.probability))
+                if component is not None:
+                    pairs = [p for p in pairs if p[0] == component]
+                if pairs:
+                    c, p = max(pairs, key=lambda cp: cp[1])
+                    rows.append({"vin": t.vin, "component": c, "probability": p, "model_version": t.risk.version,
+                                 "horizon_days": t.risk.horizon_days, "scored_ms": t.risk.scored_ms})
+            errors: list[dict[str, str]] = []
+            if not request.query.get("local"):
+                params = {"top": str(top)} | ({"component": component} if component else {})
+                for peer in await _gather(app, "/fleet/risk", params):
+                    if "error" in peer:
+                        errors.append(peer)
+                    else:
+                        rows.extend(peer["body"]["vehicles"])
+            rows.sort(key=lambda r: (-r["probability"], r["vin"]))
+            body: dict[str, Any] = {"component": component, "count": min(top, len(rows)), "vehicles": rows[:top],
+                                    "model_version": app.scorer.models.version if app.scorer.models else None}
+            if errors:
+                body["partial"] = errors
+            return self.json(body)
 
     @app.page("/weather/{cell}")
     class WeatherCell(web.View):

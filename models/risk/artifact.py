@@ -1,0 +1,217 @@
+"""The versioned model artifact: save, load and validate; ``RiskModelSet`` for batch scoring.
+
+Layout of an artifact directory::
+
+    metadata.json   format_version, version, created, feature_names, components, horizon_days,
+                    training window, data sizes, per-component metrics, calibration, baseline
+                    metrics, library versions, sha256 of model.joblib
+    model.joblib    {"models": {component: ComponentRiskModel}, "baselines": {component: ...}}
+    split.json      train / evaluation VINs and the time cut (``models.risk.split.Split``)
+
+Loading checks the format version, the checksum and that the artifact's feature list is
+exactly ``models.risk.features.FEATURE_NAMES`` (same names, same order); any mismatch
+raises :class:`ArtifactError` naming it.
+
+>>> # rs = load_model_set("var/risk/model"); rs.predict_proba(X)  # (n, len(rs.components))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from numpy.typing import ArrayLike, NDArray
+
+from models.risk.attribution import contributions, top_k
+from models.risk.features import COMPONENTS, FEATURE_NAMES
+from models.risk.model import ComponentRiskModel
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+SPLIT_FILE = "split.json"
+
+
+class ArtifactError(ValueError):
+    """An artifact that cannot be used with this code (names what is wrong)."""
+
+
+def describe_mismatch(artifact: Sequence[str], code: Sequence[str]) -> str | None:
+    """Why two feature lists differ (None if they are identical)."""
+    a, c = list(artifact), list(code)
+    if a == c:
+        return None
+    parts = []
+    missing = [n for n in c if n not in a]
+    extra = [n for n in a if n not in c]
+    if missing:
+        parts.append(f"missing from the artifact: {missing}")
+    if extra:
+        parts.append(f"unknown to this code: {extra}")
+    if not missing and not extra:
+        i = next(i for i, (x, y) in enumerate(zip(a, c)) if x != y)
+        parts.append(f"same names in a different order (first at position {i}: artifact {a[i]!r}, code {c[i]!r})")
+    return (f"artifact feature list ({len(a)} features) does not match models.risk.features.FEATURE_NAMES "
+            f"({len(c)} features): " + "; ".join(parts))
+
+
+def validate_metadata(meta: Mapping[str, Any]) -> None:
+    """Raise :class:`ArtifactError` unless ``meta`` fits this code."""
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"artifact format_version {meta.get('format_version')!r} is not {FORMAT_VERSION}")
+    for key in ("version", "feature_names", "components", "horizon_days"):
+        if key not in meta:
+            raise ArtifactError(f"artifact metadata lacks {key!r}")
+    why = describe_mismatch(meta["feature_names"], FEATURE_NAMES)
+    if why:
+        raise ArtifactError(why)
+    unknown = [c for c in meta["components"] if c not in COMPONENTS]
+    if unknown:
+        raise ArtifactError(f"artifact components {unknown} are not in {COMPONENTS}")
+
+
+class RiskModelSet:
+    """One calibrated model per component (plus the age+mileage baselines), scored together."""
+
+    def __init__(self, models: Mapping[str, ComponentRiskModel], metadata: Mapping[str, Any],
+                 baselines: Mapping[str, ComponentRiskModel] | None = None) -> None:
+        self.metadata = dict(metadata)
+        self.components: tuple[str, ...] = tuple(self.metadata["components"])
+        missing = [c for c in self.components if c not in models]
+        if missing:
+            raise ArtifactError(f"artifact has no model for components {missing}")
+        self.models = {c: models[c] for c in self.components}
+        self.baselines = {c: baselines[c] for c in self.components} if baselines else {}
+        self.version: str = str(self.metadata["version"])
+        self.feature_names: tuple[str, ...] = tuple(self.metadata["feature_names"])
+        self.horizon_days: float = float(self.metadata["horizon_days"])
+        for c, m in self.models.items():
+            if m.n_features_in_ != len(self.feature_names):
+                raise ArtifactError(f"model {c!r} expects {m.n_features_in_} features, "
+                                    f"metadata lists {len(self.feature_names)}")
+
+    def _check(self, X: ArrayLike) -> NDArray[np.float64]:
+        Xa = np.asarray(X, dtype=np.float64)
+        if Xa.ndim != 2 or Xa.shape[1] != len(self.feature_names):
+            raise ValueError(f"X must have shape (n, {len(self.feature_names)}), got {Xa.shape}")
+        return Xa
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """``(n, len(components))``: calibrated P(failure within ``horizon_days``) per component."""
+        Xa = self._check(X)
+        out = np.empty((len(Xa), len(self.components)))
+        for k, c in enumerate(self.components):
+            out[:, k] = self.models[c].predict_proba(Xa)[:, 1]
+        return out
+
+    def baseline_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Same as :meth:`predict_proba` for the age+mileage baselines."""
+        if not self.baselines:
+            raise ArtifactError("this artifact has no baseline models")
+        Xa = self._check(X)
+        return np.column_stack([self.baselines[c].predict_proba(Xa)[:, 1] for c in self.components])
+
+    def top_features(self, X: ArrayLike, k: int = 3, n_candidates: int = 8
+                     ) -> list[list[list[tuple[str, float]]]]:
+        """Per row, per component: the ``k`` features raising the risk most, ``(name, Δ log-odds)``.
+
+        Method: ``models.risk.attribution`` (median replacement over the ``n_candidates``
+        globally most important features of that component's model).
+        """
+        Xa = self._check(X)
+        per_comp = []
+        for c in self.components:
+            m = self.models[c]
+            used = m.columns_
+            order = np.argsort(-m.importances_, kind="stable")[:max(k, n_candidates)]
+            cand_local = order                      # indices into the model's own columns
+            Xs = Xa[:, used]
+            contrib = contributions(m._raw, Xs, m.medians_, cand_local)
+            names = [self.feature_names[used[j]] for j in cand_local]
+            per_comp.append(top_k(contrib, names, k))
+        return [[per_comp[ci][i] for ci in range(len(self.components))] for i in range(len(Xa))]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_model_set(out_dir: str | Path, models: Mapping[str, ComponentRiskModel], metadata: Mapping[str, Any],
+                   baselines: Mapping[str, ComponentRiskModel] | None = None,
+                   split: Mapping[str, Any] | None = None, versioned: bool = False) -> Path:
+    """Write the artifact; fills in format_version, created, version, checksum and library versions.
+
+    ``versioned``: ``out_dir`` is a directory of artifacts and this one goes into
+    ``out_dir/<version>`` (names sort by creation time; the stream loads the newest).
+    """
+    if versioned:
+        root = Path(out_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".incoming-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+        written = save_model_set(tmp, models, metadata, baselines, split)
+        final = root / json.loads((written / METADATA_FILE).read_text())["version"]
+        tmp.rename(final)
+        return final
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"models": dict(models), "baselines": dict(baselines or {})}, out / MODEL_FILE, compress=3)
+    digest = _sha256(out / MODEL_FILE)
+    created = datetime.now(timezone.utc)
+    meta = {"format_version": FORMAT_VERSION, **dict(metadata),
+            "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "version": f"risk-{created:%Y%m%dT%H%M%SZ}-{digest[:8]}",
+            "model_sha256": digest,
+            "libraries": {"python": platform.python_version(), "numpy": np.__version__,
+                          "scikit-learn": sklearn.__version__}}
+    validate_metadata(meta)
+    (out / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False, default=_json_default) + "\n")
+    if split is not None:
+        (out / SPLIT_FILE).write_text(json.dumps(dict(split)) + "\n")
+    return out
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def load_metadata(path: str | Path) -> dict[str, Any]:
+    """``metadata.json`` of an artifact, validated."""
+    p = Path(path) / METADATA_FILE
+    if not p.exists():
+        raise ArtifactError(f"{p} does not exist: not a risk-model artifact")
+    meta = json.loads(p.read_text())
+    validate_metadata(meta)
+    return meta
+
+
+def load_model_set(path: str | Path) -> RiskModelSet:
+    """Load and validate an artifact directory."""
+    meta = load_metadata(path)
+    model_path = Path(path) / MODEL_FILE
+    if meta.get("model_sha256") and _sha256(model_path) != meta["model_sha256"]:
+        raise ArtifactError(f"{model_path} does not match the sha256 in metadata.json (a mixed-up artifact)")
+    blob = joblib.load(model_path)
+    return RiskModelSet(blob["models"], meta, blob.get("baselines") or None)
+
+
+def load_split(path: str | Path) -> dict[str, Any]:
+    """``split.json`` of an artifact."""
+    return json.loads((Path(path) / SPLIT_FILE).read_text())

@@ -1,0 +1,27 @@
+"""The runnable examples in the module docstrings stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["features", "labels", "split", "calibration", "attribution", "metrics", "model"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    mod = importlib.import_module(f"models.risk.{name}")
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_readme_lists_every_feature():
+    from pathlib import Path
+
+    from models.risk.features import FEATURE_NAMES, markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "models" / "risk" / "README.md").read_text()
+    assert markdown_table() in readme, "regenerate the table: python -m models.risk.features"
+    assert all(f"`{n}`" in readme for n in FEATURE_NAMES)

@@ -1,0 +1,103 @@
+"""The feature vector and the replay: same twin code and same features as the stream would compute."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from models.risk.dataset import dataset_paths, iter_lines, read_fleet, read_maintenance, read_weather, telemetry_parts
+from models.risk.features import (COMPONENTS, EXTRA_FEATURES, FEATURE_INDEX, FEATURE_NAMES, feature_docs,
+                                  feature_matrix, twin_features)
+from models.risk.labels import EventIndex
+from models.risk.replay import replay
+from twins.history import FEATURE_NAMES as HISTORY_NAMES
+from twins.history import features as history_features
+from twins.join import note_residency
+from twins.reading import decode_reading
+from twins.twin import merge_into, new_twin
+
+DAY = 86_400_000
+
+
+def test_feature_names_and_docs():
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 67 + 4 + len(EXTRA_FEATURES)
+    assert FEATURE_NAMES[:67] == tuple(HISTORY_NAMES)
+    assert list(history_features(new_twin("1FA6P8CF0L5100001").history)) == list(HISTORY_NAMES)
+    assert [d[0] for d in feature_docs()] == list(FEATURE_NAMES)
+    assert all(unit is not None and meaning for _, unit, meaning in feature_docs())
+    assert {f"age_days_{c}" for c in COMPONENTS} <= set(FEATURE_NAMES)
+
+
+def test_ages_fall_back_to_vehicle_age_and_unknowns_are_nan():
+    t = new_twin("1FA6P8CF0L5100001")
+    x = twin_features(t, lambda c, h: None, now_ms=400 * DAY, in_service_ms=None,
+                      component_ages_days={"inverter": 12.5})
+    assert x[FEATURE_INDEX["age_days_inverter"]] == 12.5
+    assert np.isnan(x[FEATURE_INDEX["vehicle_age_days"]]) and np.isnan(x[FEATURE_INDEX["age_days_lv_battery"]])
+    assert np.isnan(x[FEATURE_INDEX["odometer_km"]]) and np.isnan(x[FEATURE_INDEX["soh_pct"]])
+    m = feature_matrix([t, t], lambda c, h: None, now_ms=[400 * DAY, 401 * DAY], in_service_ms=[0, 0])
+    assert m.shape == (2, len(FEATURE_NAMES)) and m[1, FEATURE_INDEX["vehicle_age_days"]] == 401.0
+    with pytest.raises(ValueError, match="per-row"):
+        feature_matrix([t], lambda c, h: None, now_ms=0, in_service_ms=[0, 0])
+
+
+def _stream_style_rows(data, vin):
+    """Rebuild one vehicle's daily rows with the stream's calls and the stream's weather lookup."""
+    p = dataset_paths(data)
+    weather, fleet = read_weather(p["weather"]), read_fleet(p["fleet"])
+    idx = EventIndex(read_maintenance(p["maintenance"]))
+    info = fleet[vin]
+    twin, day, rows = new_twin(vin), -1, []
+
+    def snap():
+        now = (day + 1) * DAY
+        rows.append(twin_features(twin, weather.lookup, now_ms=now, in_service_ms=info.in_service_ms,
+                                  component_ages_days=idx.component_ages_days(vin, now)))
+
+    for line in iter_lines(telemetry_parts(p["telemetry"])):
+        if vin.encode() not in line:
+            continue
+        r = decode_reading(line)
+        if r.ts // DAY > day:
+            if day >= 0:
+                snap()
+            day = r.ts // DAY
+        merge_into(twin, [r])
+        note_residency(twin, r.ts, r.ts, 4, info.home_cell())
+    snap()
+    return np.array(rows)
+
+
+def test_replay_rows_equal_the_stream_computation(trained):
+    p = dataset_paths(trained.data)
+    inputs = (read_weather(p["weather"]), read_fleet(p["fleet"]), EventIndex(read_maintenance(p["maintenance"])))
+    failed = sorted({v for v, c, _ in trained.truth.failures if c == "inverter"})
+    vins = [failed[0], trained.truth.vins[0]]
+    snap1 = replay(p["telemetry"], *inputs, vins=vins, workers=1)
+    snap2 = replay(p["telemetry"], *inputs, vins=vins, workers=2)
+    np.testing.assert_array_equal(snap1.X, snap2.X)
+    assert snap1.vins.tolist() == snap2.vins.tolist() and snap1.stats["readings"] == 2 * 75 * 24
+    for vin in vins:
+        expected = _stream_style_rows(trained.data, vin).astype(np.float32)
+        got = snap1.X[snap1.vins == vin]
+        assert got.shape == expected.shape == (75 + 1, len(FEATURE_NAMES))   # days 0..74 plus the final midnight
+        np.testing.assert_array_equal(got, expected)
+    # the failed vehicle's inverter age resets after its replacement
+    rows = snap1.X[snap1.vins == failed[0]]
+    age = rows[:, FEATURE_INDEX["age_days_inverter"]]
+    assert (np.diff(age) < 0).any() and (age < rows[:, FEATURE_INDEX["vehicle_age_days"]]).any()
+    assert (rows[:, FEATURE_INDEX["weather_hours_observed"]] > 0).all()
+
+
+def test_invalid_lines_are_counted_and_skipped(trained, tmp_path):
+    src = telemetry_parts(trained.data / "telemetry")[0]
+    lines = list(iter_lines([src]))[:500]
+    bad = [b'{"schema":1,"vin":"1FA6P8CF0L5100001","ts":5,"seq":0,"signals":{}}', b"not json", lines[0][:-3]]
+    (tmp_path / "telemetry").mkdir()
+    with gzip.open(tmp_path / "telemetry" / "part-00000.jsonl.gz", "wb") as fh:
+        fh.write(b"\n".join(lines[:250] + bad + lines[250:]) + b"\n")
+    p = dataset_paths(trained.data)
+    snap = replay(tmp_path / "telemetry", read_weather(None), read_fleet(p["fleet"]), EventIndex([]), workers=1)
+    assert snap.stats["invalid"] == 3 and snap.stats["applied"] == 500
