@@ -17,6 +17,7 @@ from twins.errors import FleetAssuranceError
 
 RUN_DIR = Path("var/run")
 DEMO_SITES = Path(__file__).resolve().parents[1] / "deploy" / "demo-sites.json"
+DEMO_RISK_MODELS = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "risk"
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -80,6 +81,9 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
         env["FLEET_KAFKA_BOOTSTRAP"] = bootstrap
         if not settings.charging_sites and DEMO_SITES.exists():
             env["FLEET_CHARGING_SITES"] = str(DEMO_SITES)
+        if not settings.risk_model_dir and DEMO_RISK_MODELS.exists():
+            env["FLEET_RISK_MODEL_DIR"] = str(DEMO_RISK_MODELS)
+            env.setdefault("FLEET_RISK_SCORE_INTERVAL_S", "30")
         settings = load_settings(kafka_bootstrap=bootstrap, charging_sites=env.get("FLEET_CHARGING_SITES"))
         ensure_topics(settings, bootstrap)
         ports = [web_port + i for i in range(workers)]
@@ -103,6 +107,7 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
             f"               {api}/twins?limit=20\n"
             f"               {api}/twins/<VIN>\n"
             f"               {api}/weather/<cell>\n"
+            f"  risk         {api}/fleet/risk?top=10  {api}/twins/<VIN>/risk\n"
             f"  charging     {api}/sites  {api}/sites/<site>/schedule  {api}/sites/<site>/plan-metrics\n"
             f"               topics {settings.topic_charging_requests}, {settings.topic_grid} -> "
             f"{settings.topic_charging_schedules}\n"
