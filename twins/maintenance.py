@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from twins.errors import InvalidReading
-from twins.reading import VIN_PATTERN, _error_path, _value_at
+from twins.reading import VIN_PATTERN, strict_decode
 
 COMPONENTS: tuple[str, ...] = ("inverter", "traction_battery", "drive_motor", "lv_battery")
 EVENTS: tuple[str, ...] = ("failure", "repair", "replacement", "inspection_ok")
@@ -58,14 +58,7 @@ _decoder = msgspec.json.Decoder(MaintenanceRecord)
 
 def decode_maintenance(raw: bytes) -> MaintenanceRecord:
     """Decode and validate a record; :class:`InvalidReading` names field and value."""
-    try:
-        rec = _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        field = _error_path(str(exc))
-        value = _value_at(raw, field)
-        raise InvalidReading(f"{exc} (got {value!r})", field, value) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidReading(f"not valid JSON: {exc}", "$", raw[:120].decode("utf-8", "replace")) from None
+    rec = strict_decode(_decoder, raw)
     if rec.time.tzinfo is None:
         raise InvalidReading(f"time {rec.time.isoformat()!r} has no UTC offset; write e.g. 2026-03-04T10:15:00Z",
                              "$.time", rec.time.isoformat())

@@ -77,16 +77,21 @@ _encoder = msgspec.json.Encoder()
 _PATH_RE = re.compile(r"`(\$[^`]*)`\s*$")
 
 
-def decode_reading(raw: bytes) -> Reading:
-    """Decode and validate one record; raise :class:`InvalidReading` naming field and value."""
+def strict_decode(decoder: msgspec.json.Decoder, raw: bytes) -> Any:
+    """``decoder.decode(raw)``, turning msgspec errors into :class:`InvalidReading` naming field and value."""
     try:
-        return _decoder.decode(raw)
+        return decoder.decode(raw)
     except msgspec.ValidationError as exc:
         field = _error_path(str(exc))
         value = _value_at(raw, field)
         raise InvalidReading(f"{exc} (got {value!r})", field, value) from None
     except msgspec.DecodeError as exc:
         raise InvalidReading(f"not valid JSON: {exc}", "$", _preview(raw)) from None
+
+
+def decode_reading(raw: bytes) -> Reading:
+    """Decode and validate one record; raise :class:`InvalidReading` naming field and value."""
+    return strict_decode(_decoder, raw)
 
 
 def encode_reading(reading: Reading) -> bytes:

@@ -21,7 +21,7 @@ import msgspec
 
 from twins.errors import InvalidReading
 from twins.geohash import VALID_CHARS
-from twins.reading import TS_MAX_MS, TS_MIN_MS, _error_path, _value_at
+from twins.reading import TS_MAX_MS, TS_MIN_MS, strict_decode
 
 HOUR_MS = 3_600_000
 FORECAST_HOURS = 48
@@ -52,14 +52,7 @@ _decoder = msgspec.json.Decoder(WeatherRecord)
 
 def decode_weather(raw: bytes) -> WeatherRecord:
     """Decode and validate a weather record; :class:`InvalidReading` names field and value."""
-    try:
-        rec = _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        field = _error_path(str(exc))
-        value = _value_at(raw, field)
-        raise InvalidReading(f"{exc} (got {value!r})", field, value) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidReading(f"not valid JSON: {exc}", "$", raw[:120].decode("utf-8", "replace")) from None
+    rec = strict_decode(_decoder, raw)
     if rec.ts < rec.issued:
         raise InvalidReading(f"ts {rec.ts} is before issued {rec.issued}; a record cannot be valid before it exists",
                              "$.ts", rec.ts)
