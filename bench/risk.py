@@ -5,7 +5,8 @@ Measures, with OpenMP limited to one thread:
 * ``RiskModelSet.predict_proba`` on a 100,000 x n_features matrix (rows/s; target ≥ 100k),
 * ``RiskModelSet.top_features(k=3)`` (rows/s),
 * building feature rows from twins with ``models.risk.features.feature_matrix`` (twins/s),
-* the whole scoring of a batch of twins: features + probabilities + top features (twins/s).
+* the whole scoring of a batch of twins: features + probabilities + top features (twins/s),
+* the training replay (``models.risk.replay``, one process): µs per telemetry reading.
 
 The matrix rows are real feature rows (a replayed synthetic history), resampled to 100k.
 Without ``--artifact`` a model set is trained on a small synthetic history first.
@@ -29,6 +30,7 @@ from models.risk.artifact import load_model_set
 from models.risk.dataset import dataset_paths, iter_lines, read_fleet, read_maintenance, read_weather, telemetry_parts
 from models.risk.features import feature_matrix
 from models.risk.labels import EventIndex
+from models.risk.replay import replay
 from models.risk.synthetic import write_synthetic_history
 from twins.join import note_residency
 from twins.reading import decode_reading
@@ -76,6 +78,9 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3) -> dict[str,
                         "--out", str(art), "--horizon-days", "20", "--workers", "1"])
         artifact = str(art)
     rs = load_model_set(artifact)
+    p = dataset_paths(data)
+    snap = replay(p["telemetry"], read_weather(p["weather"]), read_fleet(p["fleet"]),
+                  EventIndex(read_maintenance(p["maintenance"])), workers=1)
     twins, lookup, services = _twins(data, 60)
     idx = EventIndex(read_maintenance(dataset_paths(data)["maintenance"]))
     now = max(t.last_seen for t in twins) + 1
@@ -101,6 +106,8 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3) -> dict[str,
         "top_features_rows_per_s": n_top / t_top,
         "feature_matrix_twins_per_s": len(twins) / t_feat,
         "end_to_end_twins_per_s": len(twins) / t_all,
+        "replay_us_per_reading_cpu": snap.stats["us_per_reading_cpu"],
+        "replay_readings": snap.stats["readings"], "replay_rows": snap.stats["rows"],
         "note": "end to end = feature_matrix + predict_proba + top_features(k=3) for a batch of twins; "
                 "the feature rows (history features + 30-day weather join per twin) dominate",
         "python": platform.python_version(), "cpus": os.cpu_count(),

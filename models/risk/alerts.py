@@ -78,14 +78,19 @@ class AlertOutcome:
 
 
 def choose_alerts(vins: NDArray[np.str_], day: NDArray[np.int64], risk: NDArray[np.float64], budget: float,
-                  cooldown_days: float) -> NDArray[np.bool_]:
-    """Which rows raise an alert under the daily top-k policy (rows: one vehicle-day of one component)."""
+                  cooldown_days: float, tiebreak: NDArray[np.float64] | None = None) -> NDArray[np.bool_]:
+    """Which rows raise an alert under the daily top-k policy (rows: one vehicle-day of one component).
+
+    ``tiebreak`` orders rows of equal ``risk`` (e.g. the uncalibrated score under a stepwise
+    isotonic calibration); without it ties go by row order.
+    """
     alert = np.zeros(len(day), dtype=bool)
     if len(day) == 0:
         return alert
     last: dict[str, int] = {}
     credit = 0.0
-    order = np.lexsort((-risk, day))            # by day, then risk descending
+    keys = (-risk, day) if tiebreak is None else (-tiebreak, -risk, day)
+    order = np.lexsort(keys)                    # by day, then risk descending
     d_sorted = day[order]
     bounds = np.flatnonzero(np.r_[True, d_sorted[1:] != d_sorted[:-1], True])
     for a, b in zip(bounds[:-1], bounds[1:]):

@@ -112,6 +112,14 @@ class RiskModelSet:
             out[:, k] = self.models[c].predict_proba(Xa)[:, 1]
         return out
 
+    def decision_function(self, X: ArrayLike, baseline: bool = False) -> NDArray[np.float64]:
+        """``(n, len(components))`` uncalibrated log-odds (for ranking without calibration ties)."""
+        Xa = self._check(X)
+        models = self.baselines if baseline else self.models
+        if not models:
+            raise ArtifactError("this artifact has no baseline models")
+        return np.column_stack([models[c].decision_function(Xa) for c in self.components])
+
     def baseline_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """Same as :meth:`predict_proba` for the age+mileage baselines."""
         if not self.baselines:

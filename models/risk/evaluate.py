@@ -37,8 +37,8 @@ TARGET_ECE = 0.05
 
 
 def _alerts(snap: Snapshots, rows: np.ndarray, risk: np.ndarray, fails: list[tuple[str, int]], horizon: float,
-            budget: float, cost: CostModel) -> dict[str, Any]:
-    alert = choose_alerts(snap.vins[rows], snap.day[rows], risk, budget, cooldown_days=horizon)
+            budget: float, cost: CostModel, tiebreak: np.ndarray | None = None) -> dict[str, Any]:
+    alert = choose_alerts(snap.vins[rows], snap.day[rows], risk, budget, cooldown_days=horizon, tiebreak=tiebreak)
     out = score_alerts(snap.vins[rows], snap.now_ms[rows], alert, fails, horizon, cost)
     d = out.to_json()
     d["lead_days_all"] = out.lead_days
@@ -60,6 +60,7 @@ def evaluate_component(rs: RiskModelSet, snap: Snapshots, inputs: Inputs, split:
     X = snap.X[rows]
     p_model = rs.predict_proba(X)[:, k]
     p_base = rs.baseline_proba(X)[:, k]
+    raw = {"model": rs.decision_function(X)[:, k], "baseline": rs.decision_function(X, baseline=True)[:, k]}
     y = lab.y[rows]
     late = snap.now_ms[rows] > split.train_end_ms
     fails = [f for f in inputs.index.failures(component) if f[0] in split.eval_vins]
@@ -69,12 +70,12 @@ def evaluate_component(rs: RiskModelSet, snap: Snapshots, inputs: Inputs, split:
         res[key] = {"metrics": probability_metrics(y, p),
                     "metrics_out_of_time": probability_metrics(y[late], p[late]),
                     "reliability": _reliability(y, p),
-                    "alerts": _alerts(snap, rows, p, fails, h, budget, cost)}
+                    "alerts": _alerts(snap, rows, p, fails, h, budget, cost, raw[key])}
     res["budget_curve"] = []
     for b in BUDGETS:
         point = {"budget": b}
         for key, p in (("model", p_model), ("baseline", p_base)):
-            a = _alerts(snap, rows, p, fails, h, b, cost)
+            a = _alerts(snap, rows, p, fails, h, b, cost, raw[key])
             point[key] = {k2: a[k2] for k2 in ("cost", "precision", "recall", "alerts", "caught", "late", "missed",
                                                "cost_no_alerts")}
         res["budget_curve"].append(point)
@@ -134,6 +135,20 @@ def write_report(out: Path, rs: RiskModelSet, results: dict[str, Any], budget: f
                      f"(target ≤ {TARGET_ECE}) {'met' if ok_ece else '**not met**'}.")
     big = results["eval_vehicles"] >= 2000
     lines.append(f"- held-out fleet ≥ 2,000 vehicles: {'yes' if big else '**no**'} ({results['eval_vehicles']}).")
+    lines += ["", "## Training and calibration (vehicles A)", "",
+              "Calibration method chosen per component by the lower ECE in a 2-fold cross-validation grouped by "
+              "vehicle on the calibration rows (later window); both are shown.", "",
+              "| component | train rows (positives) | calibration rows (positives) | trees | ECE isotonic | "
+              "ECE Platt | chosen |", "|---|---|---|---|---|---|---|"]
+    for comp in results["components"]:
+        tm = meta["metrics"].get(comp, {})
+        cv = tm.get("model", {}).get("calibration_cv", {})
+        rows, pos = tm.get("rows", {}), tm.get("positives", {})
+        lines.append(f"| {comp} | {rows.get('train', '–')} ({pos.get('train', '–')}) | "
+                     f"{rows.get('calibration', '–')} ({pos.get('calibration', '–')}) | "
+                     f"{tm.get('model', {}).get('n_iter', '–')} | "
+                     f"{_fmt(cv.get('isotonic', {}).get('ece'), 4)} | {_fmt(cv.get('sigmoid', {}).get('ece'), 4)} | "
+                     f"{meta['calibration'].get(comp, '?')} |")
     lines += ["", "## Per component", ""]
     for comp, r in results["components"].items():
         lines += [f"### {comp}", "", f"![{comp}]({comp}.png)", "",

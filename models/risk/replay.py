@@ -109,6 +109,8 @@ class _Job:
     default_home_cell: str
     n_partitions: int
     out_dir: str
+    progress_every: int = 0
+    chunk: tuple[int, int] | None = None
     exposure_cache: dict[tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]], dict[str, float]] = field(
         default_factory=dict)
 
@@ -151,9 +153,15 @@ def _replay_partition(part: int) -> str:
     skip: set[bytes] = set()
     wanted = None if job.vins is None else set(job.vins)
     n_read = n_invalid = n_applied = 0
-    precision, default_cell, n_parts = job.precision, job.default_home_cell, job.n_partitions
+    precision, default_cell, n_parts, chunk = job.precision, job.default_home_cell, job.n_partitions, job.chunk
     t0 = time.process_time()
+    every, n_lines = job.progress_every, 0
     for line in iter_lines(job.parts):
+        if every:
+            n_lines += 1
+            if n_lines % every == 0:
+                print(f"[replay {part}/{n_parts}] {n_lines:,} lines, {n_read:,} own readings, "
+                      f"{time.process_time() - t0:.0f} s cpu", file=sys.stderr, flush=True)
         m = _VIN_RE.search(line)
         if m is None:
             if part == 0:
@@ -165,7 +173,8 @@ def _replay_partition(part: int) -> str:
             if vb in skip:
                 continue
             vin = vb.decode("utf-8", "replace")
-            if zlib.crc32(vb) % n_parts != part or (wanted is not None and vin not in wanted):
+            if zlib.crc32(vb) % n_parts != part or (wanted is not None and vin not in wanted) or (
+                    chunk is not None and zlib.adler32(vb) % chunk[1] != chunk[0]):
                 skip.add(vb)
                 continue
             info = job.fleet.get(vin)
@@ -223,17 +232,24 @@ def _replay_partition(part: int) -> str:
 
 def replay(telemetry: str | Path, weather: WeatherStore, fleet: Mapping[str, Vehicle], events: EventIndex, *,
            vins: Collection[str] | None = None, workers: int | None = None, precision: int = 4,
-           default_home_cell: str = "dhwf") -> Snapshots:
+           default_home_cell: str = "dhwf", scratch_dir: str | Path | None = None,
+           progress_every: int = 0, chunk: tuple[int, int] | None = None) -> Snapshots:
     """Replay ``telemetry`` (a ``part-*.jsonl.gz`` directory or one file) into daily :class:`Snapshots`.
 
-    ``vins`` restricts the replay to those vehicles; ``workers`` defaults to the CPU count.
+    ``vins`` restricts the replay to those vehicles; ``workers`` defaults to the CPU count;
+    ``scratch_dir`` holds the workers' partial results (default: the system temp dir);
+    ``progress_every`` > 0 prints a progress line to stderr every that many lines;
+    ``chunk=(k, K)`` replays only the VINs with ``adler32(vin) % K == k`` (resumable pieces).
     """
     global _JOB
     parts = telemetry_parts(telemetry)
     n = max(1, workers or os.cpu_count() or 1)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="risk-replay-") as tmp:
-        _JOB = _Job(parts, weather.fast_lookup(), fleet, events, vins, precision, default_home_cell, n, tmp)
+    if scratch_dir is not None:
+        Path(scratch_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="risk-replay-", dir=scratch_dir) as tmp:
+        _JOB = _Job(parts, weather.fast_lookup(), fleet, events, vins, precision, default_home_cell, n, tmp,
+                    progress_every, chunk)
         try:
             if n == 1:
                 paths = [_replay_partition(0)]
@@ -260,6 +276,26 @@ def replay(telemetry: str | Path, weather: WeatherStore, fleet: Mapping[str, Veh
         "us_per_reading_wall": wall / max(n_read, 1) * 1e6,
     }
     return Snapshots(vins_arr[order], days[order], (days[order] + 1) * DAY_MS, X[order], first, last, stats)
+
+
+def concat_snapshots(parts: list[Snapshots]) -> Snapshots:
+    """Snapshots of disjoint vehicle sets as one, sorted by (vin, day); replay statistics summed."""
+    vins = np.concatenate([p.vins for p in parts])
+    day = np.concatenate([p.day for p in parts])
+    order = np.lexsort((day, vins))
+    X = np.concatenate([p.X for p in parts])[order]
+    stats: dict[str, Any] = {}
+    for p in parts:
+        for k, v in p.stats.items():
+            summable = isinstance(v, (int, float)) and not k.startswith("us_") and k != "workers"
+            stats[k] = stats.get(k, 0) + v if summable else v
+    stats["pieces"] = len(parts)
+    if stats.get("readings"):
+        stats["us_per_reading_cpu"] = stats["cpu_s_total"] / stats["readings"] * 1e6
+        stats["us_per_reading_wall"] = stats["wall_s"] / stats["readings"] * 1e6
+    return Snapshots(vins[order], day[order], (day[order] + 1) * DAY_MS, X,
+                     {k: v for p in parts for k, v in p.first_ts.items()},
+                     {k: v for p in parts for k, v in p.last_ts.items()}, stats)
 
 
 def save_snapshots(snap: Snapshots, path: str | Path) -> None:

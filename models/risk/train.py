@@ -35,7 +35,7 @@ from models.risk.features import BASELINE_FEATURES, COMPONENTS, FEATURE_NAMES, F
 from models.risk.labels import EventIndex, Labels, make_labels
 from models.risk.metrics import probability_metrics
 from models.risk.model import ComponentRiskModel
-from models.risk.replay import Snapshots, load_snapshots, replay, save_snapshots
+from models.risk.replay import Snapshots, concat_snapshots, load_snapshots, replay, save_snapshots
 from models.risk.split import CALIB, EVAL, TRAIN, Split, make_split
 
 DEFAULT_BUDGET = 5.0   # alerts per 1,000 vehicles per week
@@ -70,13 +70,33 @@ def load_inputs(telemetry: str | Path, maintenance: str | Path, fleet: str | Pat
 
 
 def build_snapshots(inputs: Inputs, *, vins: Collection[str] | None = None, workers: int | None = None,
-                    cache_dir: str | Path | None = None) -> Snapshots:
-    """Replay (or load from ``cache_dir``) the daily feature rows; a cached full replay serves any ``vins``."""
+                    cache_dir: str | Path | None = None, progress_every: int = 0, chunks: int = 1) -> Snapshots:
+    """Replay (or load from ``cache_dir``) the daily feature rows; a cached full replay serves any ``vins``.
 
-    def cache_path(which: Collection[str] | None) -> Path:
+    ``chunks`` > 1 (with a ``cache_dir``) replays the vehicles in that many VIN-hash pieces, each cached
+    as it finishes, so an interrupted replay resumes where it stopped (each piece reads all the parts).
+    """
+
+    def cache_path(which: Collection[str] | None, piece: str = "") -> Path:
         tag = sorted(which) if which is not None else "*"
-        key = hashlib.sha256(f"{inputs.signature}|{tag}|replay-v2".encode()).hexdigest()[:16]
-        return Path(cache_dir) / f"snapshots-{key}.npz"  # type: ignore[arg-type]
+        key = hashlib.sha256(f"{inputs.signature}|{tag}|replay-v2{piece}".encode()).hexdigest()[:16]
+        return Path(cache_dir) / f"snapshots-{key}{'-' + piece if piece else ''}.npz"  # type: ignore[arg-type]
+
+    if cache_dir is not None and chunks > 1 and not cache_path(vins).exists() and not cache_path(None).exists():
+        pieces = []
+        for k in range(chunks):
+            path = cache_path(vins, f"chunk{k}of{chunks}")
+            if not path.exists():
+                piece = replay(inputs.telemetry, inputs.weather, inputs.fleet, inputs.index, vins=vins,
+                               workers=workers, scratch_dir=cache_dir, progress_every=progress_every,
+                               chunk=(k, chunks))
+                save_snapshots(piece, path)
+            pieces.append(load_snapshots(path))
+        snap = concat_snapshots(pieces)
+        save_snapshots(snap, cache_path(vins))
+        for k in range(chunks):
+            cache_path(vins, f"chunk{k}of{chunks}").unlink()
+        return snap
 
     if cache_dir is not None:
         full = cache_path(None)
@@ -85,7 +105,8 @@ def build_snapshots(inputs: Inputs, *, vins: Collection[str] | None = None, work
             return snap if vins is None else snap.select(np.isin(snap.vins, sorted(vins)))
         if vins is not None and cache_path(vins).exists():
             return load_snapshots(cache_path(vins))
-    snap = replay(inputs.telemetry, inputs.weather, inputs.fleet, inputs.index, vins=vins, workers=workers)
+    snap = replay(inputs.telemetry, inputs.weather, inputs.fleet, inputs.index, vins=vins, workers=workers,
+                  scratch_dir=cache_dir, progress_every=progress_every)
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         save_snapshots(snap, cache_path(vins))
@@ -114,9 +135,11 @@ def fit_component(snap: Snapshots, lab: Labels, roles: np.ndarray, use_features:
 
 
 def alert_outcome(snap: Snapshots, mask: np.ndarray, risk: np.ndarray, failures: list[tuple[str, int]],
-                  horizon_days: float, budget: float, cost: CostModel) -> dict[str, Any]:
+                  horizon_days: float, budget: float, cost: CostModel, tiebreak: np.ndarray | None = None
+                  ) -> dict[str, Any]:
     """Cost and precision/recall of the top-k policy on the rows ``mask``."""
-    alert = choose_alerts(snap.vins[mask], snap.day[mask], risk, budget, cooldown_days=horizon_days)
+    alert = choose_alerts(snap.vins[mask], snap.day[mask], risk, budget, cooldown_days=horizon_days,
+                          tiebreak=tiebreak)
     out = score_alerts(snap.vins[mask], snap.now_ms[mask], alert, failures, horizon_days, cost)
     return out.to_json()
 
@@ -124,13 +147,14 @@ def alert_outcome(snap: Snapshots, mask: np.ndarray, risk: np.ndarray, failures:
 def train(inputs: Inputs, out_dir: str | Path, *, horizon_days: float = 30.0, eval_fraction: float = 0.4,
           train_fraction: float = 0.6, workers: int | None = None, cache_dir: str | Path | None = None,
           components: Sequence[str] = COMPONENTS, params: dict[str, Any] | None = None,
-          feature_set: str = "model", versioned: bool = False,
+          feature_set: str = "model", versioned: bool = False, progress_every: int = 0, chunks: int = 1,
           budget: float = DEFAULT_BUDGET, cost: CostModel | None = None, log: Any = print) -> Path:
     """The whole pipeline; returns the artifact directory."""
     cost = cost or CostModel()
     params = params or {}
     t0 = time.perf_counter()
-    snap = build_snapshots(inputs, workers=workers, cache_dir=cache_dir)
+    snap = build_snapshots(inputs, workers=workers, cache_dir=cache_dir, progress_every=progress_every,
+                           chunks=chunks)
     log(f"replay: {len(snap)} rows, {len(snap.first_ts)} vehicles, {snap.stats} ({time.perf_counter() - t0:.1f} s)")
     start, end = data_window(snap)
     split = make_split(snap.first_ts, start, end, horizon_days=horizon_days, eval_fraction=eval_fraction,
@@ -157,8 +181,10 @@ def train(inputs: Inputs, out_dir: str | Path, *, horizon_days: float = 30.0, ev
             "eval": probability_metrics(lab.y[ev], p_m),
             "eval_out_of_time": probability_metrics(lab.y[late], model.predict_proba(snap.X[late])[:, 1]),
             "baseline_eval": probability_metrics(lab.y[ev], p_b),
-            "alerts": alert_outcome(snap, ev, p_m, fails, horizon_days, budget, cost),
-            "baseline_alerts": alert_outcome(snap, ev, p_b, fails, horizon_days, budget, cost),
+            "alerts": alert_outcome(snap, ev, p_m, fails, horizon_days, budget, cost,
+                                    model.decision_function(snap.X[ev])),
+            "baseline_alerts": alert_outcome(snap, ev, p_b, fails, horizon_days, budget, cost,
+                                             base.decision_function(snap.X[ev])),
         }
         m = metrics[comp]
         log(f"{comp}: rows {rows} positives {pos} | AUC {m['eval']['roc_auc']:.3f} vs baseline "
@@ -207,6 +233,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--workers", type=int, default=None, help="replay processes (default: CPU count)")
     ap.add_argument("--threads", type=int, default=None, help="OpenMP threads for the trees (default: all)")
     ap.add_argument("--cache-dir", default=None, help="keep the replayed feature rows here for re-use")
+    ap.add_argument("--progress", type=int, default=0, metavar="LINES", help="replay progress every LINES lines")
+    ap.add_argument("--chunks", type=int, default=1, help="replay in N resumable VIN pieces (needs --cache-dir)")
     ap.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="alerts per 1,000 vehicles per week")
     ap.add_argument("--params", default="{}", help="JSON of ComponentRiskModel parameters")
     ap.add_argument("--feature-set", default="model", choices=sorted(FEATURE_SETS),
@@ -217,7 +245,7 @@ def main(argv: list[str] | None = None) -> Path:
         return train(inputs, a.out, horizon_days=a.horizon_days, eval_fraction=a.eval_fraction,
                      train_fraction=a.train_fraction, workers=a.workers, cache_dir=a.cache_dir,
                      params=json.loads(a.params), feature_set=a.feature_set, versioned=a.versioned,
-                     budget=a.budget,
+                     budget=a.budget, progress_every=a.progress, chunks=a.chunks,
                      log=lambda s: print(s, file=sys.stderr))
 
 

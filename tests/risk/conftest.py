@@ -32,9 +32,9 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SyntheticTruth]:
-    """72 vehicles x 75 days at dt = 3600 s; ~30 % stressed with frequent inverter/battery failures."""
+    """56 vehicles x 90 days at dt = 7200 s; ~30 % stressed, their inverters/batteries failing every ~20 days."""
     d = tmp_path_factory.mktemp("risk-data")
-    truth = write_synthetic_history(d, vehicles=72, days=75, seed=3)
+    truth = write_synthetic_history(d, vehicles=56, days=90, seed=3, dt_s=7200.0, stressed_rate_per_day=1 / 20)
     return d, truth
 
 
@@ -49,6 +49,6 @@ def trained(synthetic: tuple[Path, SyntheticTruth], tmp_path_factory: pytest.Tem
     with threadpool_limits(1):
         train.main(["--telemetry", str(data / "telemetry"), "--maintenance", str(data / "maintenance.csv"),
                     "--fleet", str(data / "fleet.csv"), "--weather", str(data / "weather.jsonl.gz"),
-                    "--out", str(art), "--horizon-days", "20", "--eval-fraction", "0.4", "--workers", "2",
+                    "--out", str(art), "--horizon-days", "14", "--eval-fraction", "0.4", "--workers", "2",
                     "--cache-dir", str(cache), "--params", json.dumps(FAST_PARAMS), "--budget", "60"])
     return Trained(data, art, cache, truth)

@@ -23,6 +23,21 @@ def test_daily_top_k_respects_budget_and_cooldown():
     assert ((vins == "V0007") & alert).sum() == 2                   # again on day 10
 
 
+def test_tiebreak_orders_equal_risks():
+    # 100 vehicles, one day, budget 70 per 1,000 per week = 1 alert; all share the same (stepwise) risk
+    vins = np.array([f"V{i:03d}" for i in range(100)])
+    day = np.zeros(100, dtype=np.int64)
+    risk = np.full(100, 0.2)
+    assert choose_alerts(vins, day, risk, budget=70.0, cooldown_days=30).nonzero()[0].tolist() == [0]
+    raw = np.zeros(100)
+    raw[42] = 1.5
+    alert = choose_alerts(vins, day, risk, budget=70.0, cooldown_days=30, tiebreak=raw)
+    assert alert.nonzero()[0].tolist() == [42]
+    risk[7] = 0.3                                                    # the risk itself still comes first
+    alert = choose_alerts(vins, day, risk, budget=70.0, cooldown_days=30, tiebreak=raw)
+    assert alert.nonzero()[0].tolist() == [7]
+
+
 def test_costs_of_caught_late_missed_and_needless():
     cost = CostModel(missed=500, late=200, needless=10, true_alert=0, lead_days=3)
     vins = np.array(["A"] * 40 + ["B"] * 40 + ["C"] * 40 + ["E"] * 40)

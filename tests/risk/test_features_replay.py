@@ -78,11 +78,11 @@ def test_replay_rows_equal_the_stream_computation(trained):
     snap1 = replay(p["telemetry"], *inputs, vins=vins, workers=1)
     snap2 = replay(p["telemetry"], *inputs, vins=vins, workers=2)
     np.testing.assert_array_equal(snap1.X, snap2.X)
-    assert snap1.vins.tolist() == snap2.vins.tolist() and snap1.stats["readings"] == 2 * 75 * 24
+    assert snap1.vins.tolist() == snap2.vins.tolist() and snap1.stats["readings"] == 2 * 90 * 12
     for vin in vins:
         expected = _stream_style_rows(trained.data, vin).astype(np.float32)
         got = snap1.X[snap1.vins == vin]
-        assert got.shape == expected.shape == (75 + 1, len(FEATURE_NAMES))   # days 0..74 plus the final midnight
+        assert got.shape == expected.shape == (90 + 1, len(FEATURE_NAMES))   # days 0..89 plus the final midnight
         np.testing.assert_array_equal(got, expected)
     # the failed vehicle's inverter age resets after its replacement
     rows = snap1.X[snap1.vins == failed[0]]
@@ -101,3 +101,17 @@ def test_invalid_lines_are_counted_and_skipped(trained, tmp_path):
     p = dataset_paths(trained.data)
     snap = replay(tmp_path / "telemetry", read_weather(None), read_fleet(p["fleet"]), EventIndex([]), workers=1)
     assert snap.stats["invalid"] == 3 and snap.stats["applied"] == 500
+
+
+def test_chunked_resumable_replay_equals_the_full_replay(trained, tmp_path):
+    from models.risk.train import build_snapshots, load_inputs
+
+    p = dataset_paths(trained.data)
+    inputs = load_inputs(p["telemetry"], p["maintenance"], p["fleet"], p["weather"])
+    full = build_snapshots(inputs, cache_dir=trained.cache)                 # the training replay (cached)
+    vins = sorted(full.first_ts)[:12]
+    chunked = build_snapshots(inputs, vins=vins, workers=1, cache_dir=tmp_path, chunks=2)
+    part = full.select(np.isin(full.vins, vins))
+    np.testing.assert_array_equal(chunked.X, part.X)
+    assert chunked.vins.tolist() == part.vins.tolist() and chunked.last_ts == part.last_ts
+    assert [f.name for f in tmp_path.glob("*.npz")] and not list(tmp_path.glob("*chunk*"))

@@ -56,6 +56,19 @@ def test_calibrated_probabilities_are_sane():
     assert m.predict(X[:5]).dtype.kind == "i"
 
 
+def test_positive_weight_repeats_the_positive_rows():
+    X, y, _ = _data(1500)
+    k = 3
+    idx = np.concatenate([np.arange(len(y)), np.repeat(np.flatnonzero(y == 1), k - 1)])
+    weighted = ComponentRiskModel(positive_weight=k, **PARAMS).fit(X, y)
+    repeated = ComponentRiskModel(positive_weight=None, **PARAMS).fit(X[idx], y[idx])
+    assert weighted.positive_weight_ == 3 and repeated.positive_weight_ == 1
+    assert weighted.n_iter_ == repeated.n_iter_ > 0
+    np.testing.assert_allclose(weighted.decision_function(X), repeated.decision_function(X), rtol=0, atol=1e-12)
+    sqrt = ComponentRiskModel(positive_weight="sqrt", **PARAMS).fit(X, y)
+    assert sqrt.positive_weight_ == round(np.sqrt((y == 0).sum() / y.sum()))
+
+
 def test_single_class_training_gives_a_constant_model():
     X, _, _ = _data(200)
     m = ComponentRiskModel(**PARAMS).fit(X, np.zeros(200))

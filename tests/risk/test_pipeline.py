@@ -27,10 +27,10 @@ def test_artifact_loads_with_the_documented_interface(trained):
     rs = load_model_set(trained.artifact)
     assert rs.components == COMPONENTS
     assert rs.feature_names == FEATURE_NAMES
-    assert rs.horizon_days == 20.0
+    assert rs.horizon_days == 14.0
     assert rs.version.startswith("risk-")
     meta = load_metadata(trained.artifact)
-    assert meta["data"]["vehicles"] == 72
+    assert meta["data"]["vehicles"] == 56
     for comp in COMPONENTS:
         assert comp in meta["metrics"] and meta["calibration"][comp] in ("isotonic", "sigmoid", "none")
     X = np.zeros((5, len(FEATURE_NAMES)))

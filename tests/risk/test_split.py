@@ -45,5 +45,5 @@ def test_artifact_split_is_disjoint(trained):
 
     s = Split.from_json(load_split(trained.artifact))
     assert not (s.train_vins & s.eval_vins)
-    assert len(s.train_vins) + len(s.eval_vins) == 72
+    assert len(s.train_vins) + len(s.eval_vins) == 56
     assert s.data_start_ms < s.train_end_ms < s.data_end_ms
