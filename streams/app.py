@@ -10,6 +10,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from streams.alerting import register_alerting
 from streams.charging import register_charging
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
 from streams.ingest import TwinIngest
@@ -42,6 +43,8 @@ class FleetApp(faust.App):
     ingest: TwinIngest
     cell_weather: Any
     hourly_weather: Any
+    alerts: Any
+    alert_feed: Any
 
 
 def _credentials(settings: Settings) -> Any:
@@ -132,6 +135,8 @@ def create_app(settings: Settings) -> FleetApp:
     async def _flusher() -> None:
         await app.ingest.run_flusher()
 
+    register_alerting(app, settings)
+
     app.scorer = RiskScorer(app, settings.risk_model_dir, settings.risk_score_interval_s, settings.risk_score_tick_s,
                             settings.risk_reload_s, settings.risk_batch_max, registry.in_service_ms)
 
@@ -142,10 +147,13 @@ def create_app(settings: Settings) -> FleetApp:
     @app.on_partitions_revoked.connect
     async def _on_revoked(app_: Any, revoked: set[TP], **kwargs: Any) -> None:
         await app.ingest.on_revoked(set(revoked))
+        app.alerts.forget({tp.partition for tp in revoked if tp.topic == settings.topic_telemetry})
 
+    from streams.alert_views import register_alert_views
     from streams.charging_views import register_charging_views
     from streams.views import register_views
 
     register_views(app)
     register_charging_views(app)
+    register_alert_views(app)
     return app

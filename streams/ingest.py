@@ -73,6 +73,8 @@ class TwinIngest:
         self._lock = asyncio.Lock()
         self.batches = 0
         self.records = 0
+        #: the worker's :class:`streams.alerting.AlertService` (None: no alerting)
+        self.alerts: Any = None
 
     @property
     def consumer(self) -> BatchingConsumer:
@@ -111,6 +113,10 @@ class TwinIngest:
             if reading.ts < oldest_ts or not oldest_ts:
                 oldest_ts = reading.ts
         applied = duplicate = too_late = 0
+        alerts = self.alerts
+        if alerts is not None and tp.partition not in alerts.reconciled:
+            await alerts.reconcile({tp.partition})  # first batch since the partition came: adopt the topic's alerts
+        raised: list[Any] = []
         async with self._lock:
             for vin, readings in groups.items():
                 twin = self.get_twin(vin) or new_twin(vin)
@@ -120,6 +126,8 @@ class TwinIngest:
                 last_ts = max(r.ts for r in readings)
                 note_residency(twin, first_ts, last_ts, self.cell_precision,
                                self.home_cells.get(vin, self.default_home_cell))
+                if alerts is not None:
+                    raised += alerts.observe(twin, readings)
                 applied += twin.n_applied - a
                 duplicate += twin.n_duplicate - d
                 too_late += twin.n_too_late - t
@@ -127,6 +135,8 @@ class TwinIngest:
                 self.dirty_tp[vin] = tp
             self.changed.update(groups)
             self.pending_offsets[tp] = records[-1].offset + 1
+            if raised:
+                await alerts.publish(raised)
         self.batches += 1
         self.records += len(records)
         metrics.RECORDS_IN.labels("applied").inc(applied)
@@ -191,6 +201,8 @@ class TwinIngest:
         async with self._lock:
             if not self.dirty and not self.pending_offsets:
                 return 0
+            if self.alerts is not None:
+                await self.alerts.durable()  # no twin in the changelog ahead of its alert records
             started = time.perf_counter()
             n = len(self.dirty)
             for vin, twin in self.dirty.items():

@@ -59,3 +59,14 @@ TWINS_LOCAL = Gauge("fleet_twins_local", "Twins held by this worker's active par
 def render() -> bytes:
     """The exposition text for ``/metrics``."""
     return generate_latest(REGISTRY)
+ALERT_RECORDS = Counter("fleet_alert_records_total", "Alert state changes published to the alerts topic.",
+                        ["event", "severity", "rule_kind"], registry=REGISTRY)
+ALERTS_ACTIVE = Gauge("fleet_alerts_active", "Open and acknowledged alerts in the alerts view, by severity.",
+                      ["severity"], registry=REGISTRY)
+ALERT_RULES_ERRORS = Counter("fleet_alert_rules_errors_total",
+                             "Rules files rejected on reload (the running rules stay in force).", registry=REGISTRY)
+ALERT_RULES_INFO = Info("fleet_alert_rules", "The alert rules version in force.", registry=REGISTRY)
+ALERT_LATENCY_SECONDS = Histogram(
+    "fleet_alert_event_latency_seconds", "Event time of the triggering reading to publication of the alert (signal and "
+    "DTC rules).", buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+SSE_CLIENTS = Gauge("fleet_alert_stream_clients", "Clients connected to GET /alerts/stream.", registry=REGISTRY)

@@ -84,6 +84,7 @@ class RiskScorer:
         ingest = self.app.ingest
         if self.models is None or not ingest.changed:
             return 0
+        alerts = ingest.alerts
         async with ingest._lock:
             due = []
             for vin in list(ingest.changed):
@@ -91,6 +92,8 @@ class RiskScorer:
                 if twin is None:
                     ingest.changed.discard(vin)
                     continue
+                if alerts is not None and not alerts.ready(vin):
+                    continue  # its partition is not reconciled with the alerts topic yet: score it later
                 r = twin.risk
                 if r is None or r.version != self.models.version or now_ms - r.scored_ms >= self.interval_ms \
                         or vin in ingest.urgent:
@@ -108,6 +111,7 @@ class RiskScorer:
             proba = self.models.predict_proba(X)
             top = self.models.top_features(X, k=3)
             comps = list(self.models.components)
+            raised: list[Any] = []
             for i, twin in enumerate(due):
                 twin.risk = RiskState(self.models.version, now_ms, self.models.horizon_days, comps,
                                       [float(p) for p in proba[i]],
@@ -115,6 +119,10 @@ class RiskScorer:
                 ingest.mark_dirty(twin)
                 ingest.changed.discard(twin.vin)
                 ingest.urgent.discard(twin.vin)
+                if alerts is not None:
+                    raised += alerts.on_risk(twin)
+            if raised:
+                await alerts.publish(raised)
             elapsed = time.perf_counter() - started
         metrics.RISK_SCORED.inc(len(due))
         metrics.RISK_BATCH_SECONDS.observe(elapsed)

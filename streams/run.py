@@ -108,6 +108,8 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
             f"               {api}/twins/<VIN>\n"
             f"               {api}/weather/<cell>\n"
             f"  risk         {api}/fleet/risk?top=10  {api}/twins/<VIN>/risk\n"
+            f"  alerts       {api}/alerts?status=open  {api}/alerts/rules\n"
+            f"               curl -N {api}/alerts/stream  (live, SSE); topic {settings.topic_alerts}\n"
             f"  charging     {api}/sites  {api}/sites/<site>/schedule  {api}/sites/<site>/plan-metrics\n"
             f"               topics {settings.topic_charging_requests}, {settings.topic_grid} -> "
             f"{settings.topic_charging_schedules}\n"

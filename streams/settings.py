@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     topic_grid: str = "fleet.grid"
     topic_charging_schedules: str = "fleet.charging.schedules"
     topic_charging_dlq: str = "fleet.charging.dlq"
+    topic_alerts: str = "fleet.alerts"
 
     # --- charging ---
     charging_sites: Path | None = Field(
@@ -60,6 +61,19 @@ class Settings(BaseSettings):
     risk_score_tick_s: float = Field(1.0, gt=0, description="How often the scorer looks for due vehicles.")
     risk_reload_s: float = Field(10.0, gt=0, description="How often the model directory is checked.")
     risk_batch_max: int = Field(20_000, ge=1, description="Most twins scored in one batch.")
+
+    # --- alerts ---
+    alert_rules: Path | None = Field(
+        None, description="Alert rules TOML file; unset = the shipped twins/alerts/default_rules.toml."
+    )
+    alert_rules_reload_s: float = Field(5.0, gt=0, description="How often the rules file is checked for changes.")
+    alert_sweep_s: float = Field(
+        30.0, gt=0, description="How often silent vehicles are checked against the staleness rules."
+    )
+    alert_keep_resolved_h: float = Field(
+        168.0, gt=0, description="Resolved alerts stay queryable in GET /alerts this long (the topic keeps all)."
+    )
+    sse_heartbeat_s: float = Field(15.0, gt=0, description="Keep-alive comment interval on GET /alerts/stream.")
 
     # --- weather join ---
     weather_cell_precision: int = Field(

@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from twins.alerts.state import AlertBook
 from twins.history import HistoryState, copy_history, update_history
 from twins.maintenance import ComponentLog
 from twins.reading import Reading
@@ -61,6 +62,7 @@ class Twin(msgspec.Struct, array_like=True, gc=False):
     history: HistoryState = msgspec.field(default_factory=HistoryState)
     maintenance: ComponentLog = msgspec.field(default_factory=ComponentLog)
     risk: RiskState | None = None
+    alerts: AlertBook | None = None
 
 
 def new_twin(vin: str) -> Twin:
@@ -75,7 +77,16 @@ def copy_twin(twin: Twin) -> Twin:
     m = twin.maintenance
     return msgspec.structs.replace(twin, values=list(twin.values), times=list(twin.times), residency=residency,
                                    history=copy_history(twin.history),
-                                   maintenance=ComponentLog(list(m.failed_ms), list(m.serviced_ms), m.inspections))
+                                   maintenance=ComponentLog(list(m.failed_ms), list(m.serviced_ms), m.inspections),
+                                   alerts=copy_alerts(twin.alerts))
+
+
+def copy_alerts(book: AlertBook | None) -> AlertBook | None:
+    """A copy of an alert book (alert records are never mutated, so they are shared)."""
+    if book is None:
+        return None
+    return AlertBook(list(book.active), dict(book.episodes), dict(book.cooldown_until), dict(book.since),
+                     dict(book.last), book.last_ts, book.power, book.wake_until_ms)
 
 
 def apply(twin: Twin, reading: Reading) -> Twin:

@@ -1,0 +1,301 @@
+"""The worker's alerting: rules in force, publishing to ``fleet.alerts``, reconcile, sweeps, hand actions.
+
+The pure lifecycle lives in :mod:`twins.alerts.engine`; this module connects it to the
+stream:
+
+* **readings** — the ingest calls :meth:`AlertService.on_readings` for each vehicle's
+  group of a batch (signal, DTC, staleness-clear rules), the risk scorer calls
+  :meth:`AlertService.on_risk` after each score;
+* **publish** — each state change goes to ``fleet.alerts`` (key VIN, the twin's
+  partition) at once; before the next twin flush the producer's acknowledgements are
+  awaited (:meth:`AlertService.durable`), so a twin in the changelog never holds an
+  alert revision the topic lacks;
+* **reconcile** — before a worker processes a partition it has just been given, it
+  reads the alerts topic up to its end and adopts newer revisions into the twins'
+  books (:func:`twins.alerts.engine.adopt`). A record published just before a crash,
+  whose twin never reached the changelog, is thus known when the telemetry is replayed:
+  same id, no second alert;
+* **sweeps** — every ``FLEET_ALERT_SWEEP_S`` the staleness rules are checked and alerts of
+  rules that a reload removed are resolved;
+* **reload** — the rules file is re-read when it changes; a bad file is logged and
+  counted and the rules in force stay in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from streams import metrics
+from streams.alert_feed import AlertFeed
+from twins.alerts import engine
+from twins.alerts.rules import DEFAULT_RULES, RuleSet, RulesError, load_rules
+from twins.alerts.state import Alert, AlertBook, encode_alert
+from twins.errors import ConfigurationError
+from twins.reading import Reading
+from twins.twin import Twin, new_twin
+from twins.weather import context as weather_context
+
+log = logging.getLogger(__name__)
+SWEEP_CHUNK = 2_000
+
+
+class AlertService:
+    """Owns the rules in force and the alert side effects of one worker."""
+
+    def __init__(self, app: Any, rules_path: Path | None, topic: Any, feed: AlertFeed, partitions: int,
+                 reload_s: float, sweep_s: float) -> None:
+        self.app = app
+        self.rules_path = rules_path or DEFAULT_RULES
+        self.topic = topic
+        self.feed = feed
+        self.partitions = partitions
+        self.reload_s = reload_s
+        self.sweep_s = sweep_s
+        try:
+            self.rules: RuleSet = load_rules(self.rules_path)
+        except RulesError as exc:
+            raise ConfigurationError(f"FLEET_ALERT_RULES: {exc}") from None
+        self._stamp = self._file_stamp()
+        self.last_error: str | None = None
+        self.reconciled: set[int] = set()
+        self._reconcile_lock = asyncio.Lock()
+        self._unacked: list[Any] = []
+        metrics.ALERT_RULES_INFO.info({"version": self.rules.version, "digest": self.rules.digest,
+                                       "path": str(self.rules_path)})
+
+    # --- rules -------------------------------------------------------------------------------
+    def _file_stamp(self) -> tuple[float, int] | None:
+        try:
+            st = self.rules_path.stat()
+        except OSError:
+            return None
+        return st.st_mtime, st.st_size
+
+    def maybe_reload(self) -> bool:
+        """Load the rules file again if it changed; True when new rules are in force."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            rules = load_rules(self.rules_path)
+        except RulesError as exc:
+            self.last_error = str(exc)
+            metrics.ALERT_RULES_ERRORS.inc()
+            log.error("alert rules %s rejected, rules version %r stay in force: %s", self.rules_path,
+                      self.rules.version, exc)
+            return False
+        if rules.digest == self.rules.digest:
+            return False
+        self.rules, self.last_error = rules, None
+        metrics.ALERT_RULES_INFO.info({"version": rules.version, "digest": rules.digest, "path": str(self.rules_path)})
+        log.info("alert rules version %r (%s) in force", rules.version, rules.digest)
+        return True
+
+    # --- publishing --------------------------------------------------------------------------
+    def partition_of(self, vin: str) -> int:
+        return (murmur2(vin.encode()) & 0x7FFFFFFF) % self.partitions
+
+    async def publish(self, records: Sequence[Alert]) -> None:
+        """Send alert records (key VIN, the VIN's partition); acknowledgements are awaited by :meth:`durable`."""
+        now = time.time()
+        for rec in records:
+            fut = await self.topic.send(key=rec.vin.encode(), value=encode_alert(rec),
+                                        partition=self.partition_of(rec.vin))
+            self._unacked.append(fut)
+            metrics.ALERT_RECORDS.labels(rec.event, rec.severity, rec.rule_kind).inc()
+            if rec.event == "opened" and rec.rule_kind in ("signal", "dtc"):
+                metrics.ALERT_LATENCY_SECONDS.observe(max(0.0, now - rec.updated_ms / 1000.0))
+
+    async def durable(self) -> None:
+        """Wait until every alert record sent so far is acknowledged by the broker (before a twin flush)."""
+        if not self._unacked:
+            return
+        pending, self._unacked = self._unacked, []
+        await asyncio.gather(*pending)
+
+    def context(self, twin: Twin) -> engine.Context:
+        """Region (weather cell) and current weather of the twin, computed only if an alert opens."""
+
+        def ctx() -> tuple[str | None, dict[str, Any] | None]:
+            cell = twin.residency.current or None
+            state = self.app.cell_weather(cell) if cell else None
+            if state is None:
+                return cell, None
+            return cell, {k: v for k, v in weather_context(state).items() if k != "forecast"}
+
+        return ctx
+
+    # --- hooks called with the ingest lock held ------------------------------------------------
+    def book_of(self, twin: Twin) -> AlertBook:
+        if twin.alerts is None:
+            twin.alerts = AlertBook()
+        return twin.alerts
+
+    def observe(self, twin: Twin, readings: Sequence[Reading]) -> list[Alert]:
+        """Signal/DTC/staleness-clear rules over one vehicle's new readings (caller publishes)."""
+        rules = self.rules
+        book = twin.alerts
+        if book is None:
+            if not (rules.signal or rules.dtc):
+                return []
+            book = twin.alerts = AlertBook()
+        return engine.observe_readings(book, rules, twin.vin, readings, self.context(twin))
+
+    def on_risk(self, twin: Twin) -> list[Alert]:
+        """Risk rules after ``twin.risk`` was updated (caller publishes)."""
+        if not self.rules.risk or twin.risk is None:
+            return []
+        book = twin.alerts or AlertBook()
+        out = engine.observe_risk(book, self.rules, twin.vin, twin.risk, self.context(twin))
+        if out:
+            twin.alerts = book
+        return out
+
+    def ready(self, vin: str) -> bool:
+        """True when the VIN's partition was reconciled with the alerts topic (alerts may be raised)."""
+        return self.partition_of(vin) in self.reconciled
+
+    # --- reconcile -----------------------------------------------------------------------------
+    async def reconcile(self, partitions: set[int]) -> None:
+        """Adopt the alerts topic's newer revisions into the books of ``partitions``' twins."""
+        ingest = self.app.ingest
+        async with self._reconcile_lock:
+            todo = partitions - self.reconciled
+            if not todo:
+                return
+            started = time.perf_counter()
+            await self.feed.wait_caught_up(todo)
+            adopted = 0
+            async with ingest._lock:
+                for alert in list(self.feed.latest.values()):
+                    if self.partition_of(alert.vin) not in todo:
+                        continue
+                    twin = ingest.get_twin(alert.vin)
+                    if twin is None:
+                        if alert.status == "resolved":
+                            continue
+                        twin = new_twin(alert.vin)
+                    book = self.book_of(twin)
+                    if engine.adopt(book, alert, self.rules):
+                        ingest.mark_dirty(twin)
+                        adopted += 1
+                self.reconciled |= todo
+            log.info("alerts: partitions %s reconciled with %s (%d books updated) in %.2f s", sorted(todo),
+                     self.feed.topic, adopted, time.perf_counter() - started)
+
+    def forget(self, partitions: set[int]) -> None:
+        """Partitions moved away: reconcile again if they come back."""
+        self.reconciled -= partitions
+
+    # --- hand actions (API) -----------------------------------------------------------------------
+    async def act(self, vin: str, aid: str, action: str, by: str, note: str | None) -> Alert:
+        """Acknowledge or resolve ``aid`` on this worker (the VIN's owner); publishes the change."""
+        await self.reconcile({self.partition_of(vin)})
+        ingest = self.app.ingest
+        async with ingest._lock:
+            twin = ingest.get_twin(vin)
+            if twin is None or twin.alerts is None:
+                raise engine.AlertNotFound(f"alert {aid!r} is not open: vehicle {vin} has no open alerts")
+            now = int(time.time() * 1000)
+            if action == "ack":
+                rec = engine.acknowledge(twin.alerts, aid, by, now, note)
+            else:
+                rec = engine.resolve(twin.alerts, self.rules, aid, by, now, note)
+            ingest.mark_dirty(twin)
+            await self.publish([rec])
+        return rec
+
+    # --- background loop ------------------------------------------------------------------------
+    def _assigned(self) -> set[int]:
+        topic = self.app.fleet_settings.topic_telemetry
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    async def sweep(self, now_ms: int) -> int:
+        """Staleness rules and retired rules over the twins of reconciled partitions; returns records published."""
+        ingest = self.app.ingest
+        rules = self.rules
+        keys = [k for k, v in ingest.table.data.items() if v is not None]
+        keys += [vin.encode() for vin in ingest.dirty]
+        seen: set[bytes] = set()
+        published = 0
+        for i in range(0, len(keys), SWEEP_CHUNK):
+            async with ingest._lock:
+                out: list[Alert] = []
+                for key in keys[i:i + SWEEP_CHUNK]:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    vin = key.decode()
+                    if self.partition_of(vin) not in self.reconciled:
+                        continue
+                    twin = ingest.get_twin(vin)
+                    if twin is None:
+                        continue
+                    book = twin.alerts or AlertBook()
+                    recs = engine.retire_unknown(book, rules, now_ms) if book.active else []
+                    if rules.staleness:
+                        recs +=  engine.sweep_staleness(book, rules, vin, twin.last_seen, now_ms, self.context(twin))
+                    if recs:
+                        twin.alerts = book
+                        ingest.mark_dirty(twin)
+                        out += recs
+                if out:
+                    await self.publish(out)
+                    published += len(out)
+            await asyncio.sleep(0)
+        return published
+
+    async def run(self) -> None:
+        """Reload checks, reconcile of idle partitions, sweeps."""
+        last_reload = last_sweep = time.monotonic()
+        while True:
+            await asyncio.sleep(min(self.reload_s, self.sweep_s, 1.0))
+            now = time.monotonic()
+            if now - last_reload >= self.reload_s:
+                self.maybe_reload()
+                last_reload = now
+            app = self.app
+            if app.rebalancing or app.in_recovery:
+                continue
+            missing = self._assigned() - self.reconciled
+            if missing:
+                try:
+                    await self.reconcile(missing)
+                except (TimeoutError, asyncio.TimeoutError, RuntimeError) as exc:
+                    log.warning("alerts: reconcile of partitions %s postponed: %s", sorted(missing), exc)
+            if now - last_sweep >= self.sweep_s:
+                last_sweep = now
+                await self.sweep(int(time.time() * 1000))
+
+
+def register_alerting(app: Any, settings: Any) -> AlertService:
+    """Create the alerts topic handle, the feed and the service on ``app`` and start their tasks."""
+    from streams.topology import client_security
+
+    topic = app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw", partitions=settings.partitions)
+    feed = AlertFeed(settings.bootstrap_servers, settings.topic_alerts, settings.partitions,
+                     settings.fetch_max_wait_ms, int(settings.alert_keep_resolved_h * 3_600_000),
+                     settings.verify_end_offsets, client_security(settings))
+    service = AlertService(app, settings.alert_rules, topic, feed, settings.partitions,
+                           settings.alert_rules_reload_s, settings.alert_sweep_s)
+    app.alerts, app.alert_feed = service, feed
+    app.ingest.alerts = service
+
+    @app.task
+    async def _alert_feed() -> None:
+        await feed.run()
+
+    @app.task
+    async def _alert_service() -> None:
+        await service.run()
+
+    return service
