@@ -191,6 +191,19 @@ class AlertService:
             log.info("alerts: partitions %s reconciled with %s (%d books updated) in %.2f s", sorted(todo),
                      self.feed.topic, adopted, time.perf_counter() - started)
 
+    async def reconcile_or_degrade(self, partition: int) -> None:
+        """Reconcile before the partition's first batch; if the alerts topic cannot be read, go on without.
+
+        Telemetry must keep flowing: the partition is then marked reconciled and an error logged
+        (a crash in the last flush interval may then re-publish an alert revision).
+        """
+        try:
+            await self.reconcile({partition})
+        except (TimeoutError, asyncio.TimeoutError, RuntimeError, OSError) as exc:
+            self.reconciled.add(partition)
+            log.error("alerts: partition %d not reconciled with %s (%s: %s); continuing without — a revision "
+                      "published just before a crash may repeat", partition, self.feed.topic, type(exc).__name__, exc)
+
     def forget(self, partitions: set[int]) -> None:
         """Partitions moved away: reconcile again if they come back."""
         self.reconciled -= partitions

@@ -95,9 +95,9 @@ def retire_unknown(book: AlertBook, rules: RuleSet, ts: int) -> list[Alert]:
             for a in list(book.active) if a.rule not in rules.by_id]
 
 
-def _judge_signal(book: AlertBook, rules: RuleSet, cs: CompiledSignal, vin: str, ts: int, last: dict[str, Any],
+def _judge_signal(book: AlertBook, rules: RuleSet, cs: CompiledSignal, vin: str, ts: int, last: dict[int, Any],
                   context: Context, out: list[Alert]) -> None:
-    v = last.get(cs.attr)
+    v = last.get(cs.slot)
     rule = cs.rule
     if v is None or (rule.at == "wake" and ts > book.wake_until_ms):
         return
@@ -107,7 +107,7 @@ def _judge_signal(book: AlertBook, rules: RuleSet, cs: CompiledSignal, vin: str,
             out.append(_close(book, rules, active, ts, "system",
                               f"{rule.signal} = {v:g}, back {'below' if cs.above else 'above'} {cs.clear:g}"))
         return
-    gate_ok = cs.gate_attr is None or last.get(cs.gate_attr) == cs.gate_value
+    gate_ok = cs.gate_slot is None or last.get(cs.gate_slot) == cs.gate_value
     if gate_ok and ((v > cs.threshold) if cs.above else (v < cs.threshold)):
         since = book.since.setdefault(rule.id, ts)
         if ts - since >= rule.for_s * 1000:
@@ -174,13 +174,13 @@ def observe_readings(book: AlertBook, rules: RuleSet, vin: str, readings: Iterab
                     book.power = 2
                 elif state in _ASLEEP:
                     book.power = 1
-        for attr in watched:
+        for attr, slot in watched:
             v = getattr(sig, attr)
             if v is not _UNSET:
-                last[attr] = v
+                last[slot] = v
         n = len(out)
         for cs in signal_rules:
-            v = last.get(cs.attr)
+            v = last.get(cs.slot)
             if v is None:
                 continue
             rid = cs.rule.id

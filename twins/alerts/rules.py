@@ -139,6 +139,7 @@ class CompiledSignal:
     clear: float
     above: bool
     gate_attr: str | None
+    gate_slot: int | None
     gate_value: Any
 
 
@@ -156,8 +157,8 @@ class RuleSet:
     wake_window_s: float = 10.0
     by_id: dict[str, Any] = field(default_factory=dict)
     dtc_by_code: dict[str, DtcRule] = field(default_factory=dict)
-    #: reading attributes the signal rules read (thresholds and gates)
-    watched: tuple[str, ...] = ()
+    #: (reading attribute, signal slot) of what the signal rules read (thresholds and gates)
+    watched: tuple[tuple[str, int], ...] = ()
     #: some signal rule is judged at wake (track the low-voltage system state)
     wake_rules: bool = False
 
@@ -231,7 +232,7 @@ def _compile_signal(r: SignalRule) -> CompiledSignal:
         raise _fail("signal", r.id, "clear", r.clear,
                     f"must be on the safe side of the threshold {threshold} ({'<=' if above else '>='} it)")
     _check_number("signal", r.id, "for_s", r.for_s, 0, 7 * 86400)
-    gate_attr = gate_value = None
+    gate_attr = gate_value = gate_slot = None
     if r.when is not None:
         gsig = _BY_PATH.get(r.when.signal)
         if gsig is None:
@@ -240,8 +241,9 @@ def _compile_signal(r: SignalRule) -> CompiledSignal:
         if want is None or not isinstance(r.when.equals, want) or (gsig.kind == "float" and
                                                                     isinstance(r.when.equals, bool)):
             raise _fail("signal", r.id, "when.equals", r.when.equals, f"must be a {gsig.kind} like {r.when.signal}")
-        gate_attr, gate_value = gsig.attr, r.when.equals
-    return CompiledSignal(r, sig.attr, SLOT[sig.path], float(threshold), float(clear), above, gate_attr, gate_value)
+        gate_attr, gate_slot, gate_value = gsig.attr, SLOT[gsig.path], r.when.equals
+    return CompiledSignal(r, sig.attr, SLOT[sig.path], float(threshold), float(clear), above, gate_attr, gate_slot,
+                          gate_value)
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
@@ -310,7 +312,8 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     _check_number("file", "-", "default_cooldown_s", top.default_cooldown_s, 0, 90 * 86400)
     _check_number("file", "-", "wake_window_s", top.wake_window_s, 0, 3600)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    watched = tuple(dict.fromkeys([s.attr for s in signal] + [s.gate_attr for s in signal if s.gate_attr]))
+    watched = tuple(dict.fromkeys([(s.attr, s.slot) for s in signal] +
+                                  [(s.gate_attr, s.gate_slot) for s in signal if s.gate_attr and s.gate_slot is not None]))
     return RuleSet(top.version, digest, tuple(risk), tuple(signal), tuple(dtc), tuple(stale),
                    top.default_cooldown_s, top.wake_window_s, by_id, {d.code: d for d in dtc}, watched,
                    any(s.rule.at == "wake" for s in signal))

@@ -62,8 +62,8 @@ class AlertBook(msgspec.Struct, array_like=True, gc=False):
     cooldown_until: dict[str, int] = msgspec.field(default_factory=dict)
     #: signal rule id -> event time (ms) since which its condition holds
     since: dict[str, int] = msgspec.field(default_factory=dict)
-    #: last known values of the signals the rules watch (attribute name -> value)
-    last: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: last known values of the signals the rules watch (signal slot, ``twins.signals.SLOT`` -> value)
+    last: dict[int, Any] = msgspec.field(default_factory=dict)
     #: newest reading time the signal rules have seen
     last_ts: int = 0
     #: low-voltage system: 0 unknown, 1 asleep, 2 awake; end of the current wake window

@@ -43,7 +43,7 @@ def test_shipped_rules_load_and_cover_every_kind():
     assert rules.dtc_by_code["P0A3C"].component == "inverter"
     assert rules.staleness[0].after_h == 6
     assert rules.wake_rules is True
-    assert set(rules.watched) == {"inverter_temp", "lv_voltage", "pack_temp_max", "is_charging"}
+    assert {attr for attr, _ in rules.watched} == {"inverter_temp", "lv_voltage", "pack_temp_max", "is_charging"}
 
 
 def test_a_valid_file_compiles_thresholds_and_hysteresis():
