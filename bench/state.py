@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.harness import Worker, fleet_messages, fresh_settings, publish
 from streams.broker import EmbeddedBroker
+
+
+def wait_written(worker: Worker, n: int, timeout: float = 120.0) -> None:
+    """Until the worker has flushed ``n`` twin writes to its table (the flush follows consumption)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"^fleet_twin_writes_total ([0-9.e+]+)$", worker.metrics(), re.M)
+        if found and float(found.group(1)) >= n:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"worker wrote fewer than {n} twins in {timeout}s; see {worker.log_path}")
 
 
 def run(broker: EmbeddedBroker, vehicles: int, tmp: Path) -> dict[str, Any]:
@@ -25,7 +37,8 @@ def run(broker: EmbeddedBroker, vehicles: int, tmp: Path) -> dict[str, Any]:
             rss_empty = worker.rss_bytes()  # nothing consumed yet? the topic is read right after assignment
             consumed_at_empty = worker.consumed()
             worker.wait_consumed(len(messages))
-            time.sleep(2.0)  # let the flush and commit happen
+            wait_written(worker, len(messages))
+            time.sleep(2.0)  # let the changelog sends and the commit finish
             rss_full = worker.rss_bytes()
         finally:
             worker.stop()

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,21 @@ async def ceiling(bootstrap: str, topic: str, n: int) -> dict[str, float]:
     return {"records": seen, "seconds": elapsed, "records_per_s": seen / elapsed}
 
 
+def _py_spy() -> str:
+    """py-spy from the running interpreter's environment (the venv's bin is usually not on PATH)."""
+    local = Path(sys.executable).with_name("py-spy")
+    return str(local) if local.exists() else "py-spy"
+
+
 def service(broker: EmbeddedBroker, settings: Any, n: int, tmp: Path) -> dict[str, float]:
     """A worker process over the already-published topic, timed from its first consumed record to the last."""
     worker = Worker(broker, settings, tmp)
     spy = None
     if os.environ.get("BENCH_PROFILE"):
-        spy = subprocess.Popen(["py-spy", "record", "-p", str(worker.proc.pid), "-o", os.environ["BENCH_PROFILE"],
-                                "-f", "raw", "-r", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []  # only samples holding the GIL
+        spy = subprocess.Popen([_py_spy(), "record", "-p", str(worker.proc.pid), "-o", os.environ["BENCH_PROFILE"],
+                                "-f", "raw", "-r", "200", "--threads", *gil],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
             first = worker.consumed()

@@ -120,7 +120,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         continue
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     r_offset = get_read_offset(tp)
-                    if r_offset is not None:
+                    if r_offset is not None and batch and batch[0].offset < r_offset:  # offsets ascend
                         batch = [r for r in batch if r.offset >= r_offset]
                     if not batch:
                         continue

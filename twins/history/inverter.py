@@ -113,8 +113,8 @@ def update_inverter(inv: InverterState, dt: float, temp: float | None) -> None:
         inv.above80_s += dt
         if t_prev > HOT_100_C:
             inv.above100_s += dt
-    if temp is None:
-        return
+    if temp is None or temp == t_prev:
+        return  # unchanged: peak already holds it, and rainflow ignores a repeat of its last sample
     inv.t_prev = temp
     if temp > inv.peak_c:
         inv.peak_c = temp

@@ -63,8 +63,9 @@ def update_lv(lv: LvState, dt: float, ts_ms: int, voltage: float | None, state: 
                 lv.wake_last_v = math.inf
                 if air_c is not None and air_c < COLD_WAKE_C:
                     lv.cold_wakes += 1
-            lv.power = AWAKE
-        elif state in _ASLEEP:
+            if lv.power != AWAKE:
+                lv.power = AWAKE
+        elif state in _ASLEEP and lv.power != ASLEEP:
             lv.power = ASLEEP
     if voltage is None:
         return
@@ -72,7 +73,9 @@ def update_lv(lv: LvState, dt: float, ts_ms: int, voltage: float | None, state: 
         lv.wake_last_v = voltage
         if voltage < lv.wake_min_v:
             lv.wake_min_v = voltage
-    lv.below = voltage < LOW_V
+    below = voltage < LOW_V
+    if below is not lv.below:
+        lv.below = below
     if voltage < lv.min_v:
         lv.min_v = voltage
     if lv.latched:

@@ -46,11 +46,13 @@ def update_motor(m: MotorState, dt: float, temp: float | None, power_kw: float |
                 m.above150_s += dt
         if m.loaded:
             m.load_s += dt
-    if temp is not None:
+    if temp is not None and temp != m.t_prev:
         m.t_prev = temp
         if temp > m.peak_c:
             m.peak_c = temp
     if power_kw is not None:
-        m.loaded = power_kw > LOAD_KW or power_kw < -LOAD_KW
+        loaded = power_kw > LOAD_KW or power_kw < -LOAD_KW
     else:
-        m.loaded = speed_kmh is not None and speed_kmh > MOVING_KMH
+        loaded = speed_kmh is not None and speed_kmh > MOVING_KMH
+    if loaded is not m.loaded:  # skip the (costlier) attribute write when unchanged
+        m.loaded = loaded

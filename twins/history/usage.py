@@ -42,7 +42,7 @@ def update_usage(u: UsageState, dt: float, odo_km: float | None, speed_kmh: floa
     """One reading: integrate driving time at the previous state, then take the new values."""
     if dt and u.moving:
         u.driving_s += dt
-    if odo_km is not None:
+    if odo_km is not None and odo_km != u.odo_prev:  # unchanged: no step, nothing to write
         prev = u.odo_prev
         if prev >= 0.0:
             step = odo_km - prev
@@ -50,7 +50,9 @@ def update_usage(u: UsageState, dt: float, odo_km: float | None, speed_kmh: floa
                 u.distance_km += step
         u.odo_prev = odo_km
     if speed_kmh is not None:
-        u.moving = speed_kmh > MOVING_KMH
+        moving = speed_kmh > MOVING_KMH
+        if moving is not u.moving:
+            u.moving = moving
     if accel_ms2 is not None:
         if accel_ms2 > HARSH_ACCEL_MS2:
             if not u.in_accel:
