@@ -102,24 +102,30 @@ def apply_many(twin: Twin, readings: Iterable[Reading]) -> Twin:
 
 
 def merge_into(twin: Twin, readings: Iterable[Reading]) -> None:
-    """Merge readings into ``twin`` **in place** (the batch hot path; callers own ``twin``)."""
+    """Merge readings into ``twin`` **in place** (the batch hot path; callers own ``twin``).
+
+    A reading newer than everything the twin holds (``ts > last_seen``, the common in-order
+    case) wins every signal it carries, since no held signal time exceeds ``last_seen``; only
+    older readings need the per-signal time comparison.
+    """
     values = twin.values
     times = twin.times
     history = twin.history
     for r in readings:
         seq = r.seq
         ts = r.ts
-        if seq <= twin.seq_max and ts > twin.last_seen:
+        seq_max = twin.seq_max
+        if seq > seq_max:
+            shift = seq - seq_max
+            twin.seq_mask = ((twin.seq_mask << shift) | 1) & _MASK if shift < SEQ_WINDOW else 1
+            twin.seq_max = seq
+        elif ts > twin.last_seen:
             # Sequence went back while time went forward: the producer restarted.
             twin.seq_max = seq
             twin.seq_mask = 1
             twin.n_seq_resets += 1
-        elif seq > twin.seq_max:
-            shift = seq - twin.seq_max
-            twin.seq_mask = ((twin.seq_mask << shift) | 1) & _MASK if shift < SEQ_WINDOW else 1
-            twin.seq_max = seq
         else:
-            age = twin.seq_max - seq
+            age = seq_max - seq
             if age >= SEQ_WINDOW:
                 twin.n_too_late += 1
                 continue
@@ -128,16 +134,26 @@ def merge_into(twin: Twin, readings: Iterable[Reading]) -> None:
                 twin.n_duplicate += 1
                 continue
             twin.seq_mask |= bit
-        i = 0
-        for v in _astuple(r.signals):
-            if v is not _UNSET and ts > times[i]:
-                values[i] = v
-                times[i] = ts
-            i += 1
-        if twin.n_applied == 0 or ts < twin.first_seen:
-            twin.first_seen = ts
+        signals = _astuple(r.signals)
         if ts > twin.last_seen:
+            i = 0
+            for v in signals:
+                if v is not _UNSET:
+                    values[i] = v
+                    times[i] = ts
+                i += 1
+            if not twin.n_applied:
+                twin.first_seen = ts
             twin.last_seen = ts
+        else:
+            i = 0
+            for v in signals:
+                if v is not _UNSET and ts > times[i]:
+                    values[i] = v
+                    times[i] = ts
+                i += 1
+            if twin.n_applied == 0 or ts < twin.first_seen:
+                twin.first_seen = ts
         twin.n_applied += 1
         update_history(history, ts, values)  # ignores readings older than its last update
 
