@@ -2,13 +2,19 @@
 
 Measures, with OpenMP limited to one thread:
 
-* ``RiskModelSet.predict_proba`` on a 100,000 x n_features matrix (rows/s; target ≥ 100k),
-* ``RiskModelSet.top_features(k=3)`` (rows/s),
-* building feature rows from twins with ``models.risk.features.feature_matrix`` (twins/s),
-* the whole scoring of a batch of twins: features + probabilities + top features (twins/s),
+* ``RiskModelSet.predict_proba`` on a 100,000 x n_features matrix (rows/s),
+* ``RiskModelSet.score(k=3)``: probabilities + top-3 features per component, with the lists the
+  twin stores (rows/s); ``RiskModelSet.explain`` the same as arrays,
+* building feature rows from twins with ``models.risk.features.feature_matrix`` (twins/s), with the
+  twins' 30-day ring summaries known (re-scoring within a day) and without (first scoring of a day),
+* **end to end**: a batch of ``--batch`` twins (default 20,000 = the stream's ``risk_batch_max``)
+  scored as the stream does — ``feature_matrix`` + ``score`` (features + probabilities + top
+  features): twins scored per second on one core (target ≥ 100k),
 * the training replay (``models.risk.replay``, one process): µs per telemetry reading.
 
-The matrix rows are real feature rows (a replayed synthetic history), resampled to 100k.
+The twins are built with the stream's calls from a synthetic history (200 vehicles x 60 days,
+hourly) at its end and copied to the batch size (copies share residency lists, as vehicles
+parked in the same cells do); the matrix rows are their feature rows, resampled and jittered.
 Without ``--artifact`` a model set is trained on a small synthetic history first.
 """
 
@@ -27,14 +33,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from models.risk.artifact import load_model_set
-from models.risk.dataset import dataset_paths, iter_lines, read_fleet, read_maintenance, read_weather, telemetry_parts
+from models.risk.dataset import dataset_paths, read_fleet, read_maintenance, read_weather
+from models.risk import features as features_mod
 from models.risk.features import feature_matrix
 from models.risk.labels import EventIndex
 from models.risk.replay import replay
-from models.risk.synthetic import write_synthetic_history
-from twins.join import note_residency
-from twins.reading import decode_reading
-from twins.twin import merge_into, new_twin
+from models.risk.synthetic import stream_twins, write_synthetic_history
+from twins.twin import copy_twin
 
 OUT = Path(__file__).resolve().parent / "risk_report"
 
@@ -52,22 +57,14 @@ def _twins(data: Path, limit: int) -> tuple[list[Any], Any, list[int | None]]:
     """Twins of the synthetic history, built with the stream's calls."""
     p = dataset_paths(data)
     fleet = read_fleet(p["fleet"])
-    twins: dict[str, Any] = {}
-    for line in iter_lines(telemetry_parts(p["telemetry"])):
-        r = decode_reading(line)
-        t = twins.get(r.vin)
-        if t is None:
-            t = twins[r.vin] = new_twin(r.vin)
-        merge_into(t, [r])
-        note_residency(t, r.ts, r.ts, 4, fleet[r.vin].home_cell())
-    ts = list(twins.values())[:limit]
+    ts = list(stream_twins(data)[0].values())[:limit]
     return ts, read_weather(p["weather"]).lookup, [fleet[t.vin].in_service_ms for t in ts]
 
 
-def run(artifact: str | None, rows: int = 100_000, repeat: int = 3) -> dict[str, Any]:
+def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int = 20_000) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-risk-"))
     data = tmp / "data"
-    write_synthetic_history(data, vehicles=60, days=45, seed=11)
+    write_synthetic_history(data, vehicles=200, days=60, seed=11)
     if artifact is None:
         from models.risk import train
 
@@ -81,35 +78,56 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3) -> dict[str,
     p = dataset_paths(data)
     snap = replay(p["telemetry"], read_weather(p["weather"]), read_fleet(p["fleet"]),
                   EventIndex(read_maintenance(p["maintenance"])), workers=1)
-    twins, lookup, services = _twins(data, 60)
+    base_twins, lookup, base_services = _twins(data, 10_000)
+    twins = [copy_twin(base_twins[i % len(base_twins)]) for i in range(batch)]
+    for i, t in enumerate(twins):
+        t.vin = f"{t.vin[:12]}{i:05d}"                      # distinct vehicles (the ring summaries are per VIN)
+    services = [base_services[i % len(base_twins)] for i in range(batch)]
     idx = EventIndex(read_maintenance(dataset_paths(data)["maintenance"]))
     now = max(t.last_seen for t in twins) + 1
     ages = [idx.component_ages_days(t.vin, now) for t in twins]
     with threadpool_limits(1):
-        t_feat = _best_of(lambda: feature_matrix(twins, lookup, now_ms=now, in_service_ms=services,
-                                                 component_ages_days=ages), repeat)
-        base = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services, component_ages_days=ages)
+        def features() -> Any:
+            return feature_matrix(twins, lookup, now_ms=now, in_service_ms=services, component_ages_days=ages)
+
+        def cold() -> None:
+            features_mod._RING_SUMMARIES.clear()
+
+        t_feat_cold = _best_of(lambda: (cold(), features()), repeat)
+        t_feat = _best_of(features, repeat)
+        base = features()
         rng = np.random.default_rng(0)
         X = base[rng.integers(0, len(base), rows)]
         X = X * rng.normal(1.0, 0.02, X.shape)          # resampled real rows, jittered
         rs.predict_proba(X[:1000])                        # warm-up
+        rs.score(X[:1000], k=3)
         t_pred = _best_of(lambda: rs.predict_proba(X), repeat)
-        n_top = min(rows, 20_000)
-        t_top = _best_of(lambda: rs.top_features(X[:n_top], k=3), 1)
-        t_all = _best_of(lambda: (lambda Xt: (rs.predict_proba(Xt), rs.top_features(Xt, k=3)))(
-            feature_matrix(twins, lookup, now_ms=now, in_service_ms=services, component_ages_days=ages)), repeat)
+        t_score = _best_of(lambda: rs.score(X, k=3), repeat)
+        t_all = _best_of(lambda: rs.score(features(), k=3), repeat)
+        t_arrays = _best_of(lambda: rs.explain(features(), k=3), repeat)
+        t_all_cold = _best_of(lambda: (cold(), rs.score(features(), k=3)), repeat)
     n_trees = {c: int(getattr(m.estimator_, "n_iter_", 0)) for c, m in rs.models.items()}
     return {
         "artifact_version": rs.version, "components": list(rs.components), "n_features": len(rs.feature_names),
         "trees_per_component": n_trees, "rows": rows, "threads": 1,
+        "batch_twins": batch, "distinct_twins": len(base_twins),
         "predict_proba_s": t_pred, "rows_per_s": rows / t_pred,
-        "top_features_rows_per_s": n_top / t_top,
+        "score_rows_per_s": rows / t_score,
+        "explain_rows_per_s": rows / _best_of(lambda: rs.explain(X, k=3), repeat),
         "feature_matrix_twins_per_s": len(twins) / t_feat,
+        "feature_matrix_first_of_day_twins_per_s": len(twins) / t_feat_cold,
         "end_to_end_twins_per_s": len(twins) / t_all,
+        "end_to_end_arrays_twins_per_s": len(twins) / t_arrays,
+        "end_to_end_first_of_day_twins_per_s": len(twins) / t_all_cold,
         "replay_us_per_reading_cpu": snap.stats["us_per_reading_cpu"],
         "replay_readings": snap.stats["readings"], "replay_rows": snap.stats["rows"],
-        "note": "end to end = feature_matrix + predict_proba + top_features(k=3) for a batch of twins; "
-                "the feature rows (history features + 30-day weather join per twin) dominate",
+        "note": "end_to_end_twins_per_s = twins scored per second end to end (features + proba + top features), "
+                "one core: feature_matrix + RiskModelSet.score(k=3) on a batch of batch_twins twins, best of 3, "
+                "each twin's 30-day ring summary already known (a twin is re-scored every "
+                "FLEET_RISK_SCORE_INTERVAL_S but its ring changes once a day); *_first_of_day_* = the same with "
+                "every ring summarised again (the first scoring after a vehicle's UTC day rolls over); "
+                "*_arrays_* = the same with the top features as index/value arrays (RiskModelSet.explain) "
+                "instead of the per-twin (name, value) lists the twin stores",
         "python": platform.python_version(), "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
     }
@@ -119,9 +137,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.risk", description=__doc__.split("\n\n")[0])
     ap.add_argument("--artifact", default=None)
     ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=20_000, help="twins per scoring batch (the stream's risk_batch_max)")
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args()
-    res = run(a.artifact, a.rows)
+    res = run(a.artifact, a.rows, batch=a.batch)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scoring.json").write_text(json.dumps(res, indent=2) + "\n")

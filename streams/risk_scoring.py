@@ -108,8 +108,7 @@ class RiskScorer:
             X = feature_matrix(due, self.app.hourly_weather, now_ms=now_ms,
                                in_service_ms=[self.in_service_ms.get(t.vin) for t in due],
                                component_ages_days=ages)
-            proba = self.models.predict_proba(X)
-            top = self.models.top_features(X, k=3)
+            proba, top = self.models.score(X, k=3)      # probabilities and top features: one walk of the trees
             comps = list(self.models.components)
             raised: list[Any] = []
             for i, twin in enumerate(due):

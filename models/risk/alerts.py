@@ -7,6 +7,12 @@ credit carries over). A vehicle alerted for a component is not alerted for it ag
 within ``cooldown_days`` (default: the horizon). Rows of a component that is down
 (failed, awaiting repair) are never alerted.
 
+A second, cost-driven policy has no budget (:func:`threshold_alerts`): a vehicle is alerted when
+its calibrated risk exceeds a threshold — at the Bayes rule ``p · C_missed > C_needless`` a
+check pays for itself (:func:`bayes_threshold`, 0.02) — with the same cooldown. The
+threshold is chosen per component on the calibration window (:func:`choose_threshold`,
+vehicles A after the time cut), by the same procedure for the model and the baseline.
+
 Outcomes, with the constants of :class:`CostModel` (all configurable):
 
 * an alert followed by a failure of that component within the horizon is **true**;
@@ -113,6 +119,46 @@ def choose_alerts(vins: NDArray[np.str_], day: NDArray[np.int64], risk: NDArray[
                 break
         credit -= taken
     return alert
+
+
+#: Thresholds tried on the calibration window by :func:`choose_threshold` (with the Bayes one added).
+THRESHOLD_GRID: tuple[float, ...] = (0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
+                                     0.3, 0.5, 0.75, 1.01)
+
+
+def bayes_threshold(cost: CostModel) -> float:
+    """Alert when p · C_missed > C_needless: the risk at which a check pays for itself (0.02 by default)."""
+    return cost.needless / cost.missed
+
+
+def threshold_alerts(vins: NDArray[np.str_], day: NDArray[np.int64], risk: NDArray[np.float64], threshold: float,
+                     cooldown_days: float) -> NDArray[np.bool_]:
+    """Cost-driven policy, no budget: alert every vehicle-day whose risk exceeds ``threshold``, at most once
+    per ``cooldown_days`` per vehicle (rows: one vehicle-day of one component)."""
+    alert = np.zeros(len(day), dtype=bool)
+    cand = np.flatnonzero(risk > threshold)
+    if not len(cand):
+        return alert
+    cand = cand[np.lexsort((day[cand], vins[cand]))]
+    last_vin, last_day = None, 0
+    for r, v, d in zip(cand.tolist(), vins[cand].tolist(), day[cand].tolist()):
+        if v != last_vin or d - last_day >= cooldown_days:
+            alert[r] = True
+            last_vin, last_day = v, d
+    return alert
+
+
+def choose_threshold(vins: NDArray[np.str_], day: NDArray[np.int64], now_ms: NDArray[np.int64],
+                     risk: NDArray[np.float64], failures: Sequence[tuple[str, int]], horizon_days: float,
+                     cost: CostModel) -> tuple[float, dict[str, float]]:
+    """The threshold of :func:`threshold_alerts` with the lowest cost on these rows (the calibration window;
+    ties go to the higher threshold, fewer alerts), and the cost of every candidate."""
+    costs = {}
+    for t in sorted(set(THRESHOLD_GRID) | {bayes_threshold(cost)}):
+        alert = threshold_alerts(vins, day, risk, t, horizon_days)
+        costs[t] = score_alerts(vins, now_ms, alert, failures, horizon_days, cost).cost
+    best = min(costs.values())
+    return max(t for t, c in costs.items() if c == best), {str(t): c for t, c in costs.items()}
 
 
 def score_alerts(vins: NDArray[np.str_], now_ms: NDArray[np.int64], alert: NDArray[np.bool_],

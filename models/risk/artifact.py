@@ -30,8 +30,8 @@ import numpy as np
 import sklearn
 from numpy.typing import ArrayLike, NDArray
 
-from models.risk.attribution import contributions, top_k
-from models.risk.features import COMPONENTS, FEATURE_NAMES
+from models.risk.attribution import top_k_arrays
+from models.risk.features import COMPONENTS, FEATURE_NAMES, paused_gc
 from models.risk.model import ComponentRiskModel
 
 FORMAT_VERSION = 1
@@ -93,6 +93,7 @@ class RiskModelSet:
         self.version: str = str(self.metadata["version"])
         self.feature_names: tuple[str, ...] = tuple(self.metadata["feature_names"])
         self.horizon_days: float = float(self.metadata["horizon_days"])
+        self._cand: dict[tuple[str, int], NDArray[np.int64]] = {}
         for c, m in self.models.items():
             if m.n_features_in_ != len(self.feature_names):
                 raise ArtifactError(f"model {c!r} expects {m.n_features_in_} features, "
@@ -127,25 +128,67 @@ class RiskModelSet:
         Xa = self._check(X)
         return np.column_stack([self.baselines[c].predict_proba(Xa)[:, 1] for c in self.components])
 
+    def explain(self, X: ArrayLike, k: int = 3, n_candidates: int = 8
+                ) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.float64]]:
+        """Probabilities and explanations in arrays, one walk of every tree per component.
+
+        Returns ``proba`` ``(n, C)`` (equal to :meth:`predict_proba`), and per row and component
+        the ``k`` features raising the risk most: their index into ``feature_names`` ``(n, C, k)``
+        and their path contribution to the log-odds ``(n, C, k)``, largest first. Candidates are
+        each model's ``max(k, n_candidates)`` globally most important features and as many with the
+        most split gain.
+        """
+        Xa = self._check(X)
+        n, C = len(Xa), len(self.components)
+        proba = np.empty((n, C))
+        idx = np.zeros((n, C, k), dtype=np.intp)
+        val = np.zeros((n, C, k))
+        for ci, c in enumerate(self.components):
+            m = self.models[c]
+            cand = self._candidates(c, max(k, n_candidates))
+            proba[:, ci], contrib = m.explain(Xa, cand)
+            order, vals = top_k_arrays(contrib, k)
+            kk = order.shape[1]
+            idx[:, ci, :kk] = m.columns_[cand[order]]
+            val[:, ci, :kk] = vals
+        return proba, idx, val
+
+    def _candidates(self, component: str, n: int) -> NDArray[np.int64]:
+        """Model columns explained for ``component``: the ``n`` with the largest mean |contribution| on training
+        rows, plus the ``n`` with the most split gain (rare but decisive ones, e.g. a precursor trouble code)."""
+        key = (component, n)
+        hit = self._cand.get(key)
+        if hit is None:
+            m = self.models[component]
+            by_effect = np.argsort(-m.importances_, kind="stable")[:n]
+            gain = np.zeros(len(m.columns_))
+            if m.estimator_ is not None:
+                for (pred,) in m.estimator_._predictors:
+                    split = pred.nodes["is_leaf"] == 0
+                    np.add.at(gain, pred.nodes["feature_idx"][split], pred.nodes["gain"][split])
+            by_gain = np.argsort(-gain, kind="stable")[:n]
+            by_gain = by_gain[gain[by_gain] > 0]
+            hit = self._cand[key] = np.concatenate([by_effect, by_gain[~np.isin(by_gain, by_effect)]])
+        return hit
+
+    def score(self, X: ArrayLike, k: int = 3, n_candidates: int = 8
+              ) -> tuple[NDArray[np.float64], list[list[list[tuple[str, float]]]]]:
+        """:meth:`predict_proba` and :meth:`top_features` together (one walk of the trees)."""
+        proba, idx, val = self.explain(X, k, n_candidates)
+        names = self.feature_names
+        with paused_gc():
+            return proba, [[[(names[j], v) for j, v in zip(ic, vc)] for ic, vc in zip(ir, vr)]
+                           for ir, vr in zip(idx.tolist(), val.tolist())]
+
     def top_features(self, X: ArrayLike, k: int = 3, n_candidates: int = 8
                      ) -> list[list[list[tuple[str, float]]]]:
         """Per row, per component: the ``k`` features raising the risk most, ``(name, Δ log-odds)``.
 
-        Method: ``models.risk.attribution`` (median replacement over the ``n_candidates``
-        globally most important features of that component's model).
+        Method: path contributions (``models.risk.attribution.TreePaths``) of the
+        ``n_candidates`` globally most important features of that component's model and the
+        ``n_candidates`` with the most split gain.
         """
-        Xa = self._check(X)
-        per_comp = []
-        for c in self.components:
-            m = self.models[c]
-            used = m.columns_
-            order = np.argsort(-m.importances_, kind="stable")[:max(k, n_candidates)]
-            cand_local = order                      # indices into the model's own columns
-            Xs = Xa[:, used]
-            contrib = contributions(m._raw, Xs, m.medians_, cand_local)
-            names = [self.feature_names[used[j]] for j in cand_local]
-            per_comp.append(top_k(contrib, names, k))
-        return [[per_comp[ci][i] for ci in range(len(self.components))] for i in range(len(Xa))]
+        return self.score(X, k, n_candidates)[1]
 
 
 def _sha256(path: Path) -> str:

@@ -32,14 +32,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from models.risk.attribution import global_importance
+from models.risk.attribution import TreePaths, global_importance
 from models.risk.calibration import Calibrator, choose_method, compare_methods, make_calibrator
 
 
 def _replicate(X: NDArray[np.float64], y: NDArray[np.int8], w: NDArray[np.float64] | None, k: int
                ) -> tuple[NDArray[np.float64], NDArray[np.int8], NDArray[np.float64] | None]:
     """Rows with every positive repeated ``k`` times: an integer class weight without ``sample_weight``
-    (with sample weights scikit-learn bins by weighted quantiles, ~100x slower to fit)."""
+    (with sample weights scikit-learn bins by weighted quantiles, ~100x slower to fit).
+
+    Columns without a single known value in these rows (e.g. a trouble code that never set) become 0:
+    a constant column the trees never split on (scikit-learn cannot bin an all-NaN one)."""
+    dead = np.isnan(X).all(axis=0) if len(X) else np.zeros(X.shape[1], dtype=bool)
+    if dead.any():
+        X = X.copy()
+        X[:, dead] = 0.0
     if k <= 1:
         return X, y, w
     idx = np.concatenate([np.arange(len(y)), np.repeat(np.flatnonzero(y == 1), k - 1)])
@@ -207,12 +214,31 @@ class ComponentRiskModel(ClassifierMixin, BaseEstimator):
         """Uncalibrated log-odds (class-weighted) of the trees."""
         return self._raw(self._select(X))
 
+    def _proba(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
+        p = self.calibrator_.transform(s) if self.calibrator_ is not None else 1.0 / (1.0 + np.exp(-s))
+        return np.clip(p, 0.0, 1.0)
+
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """``(n, 2)``: P(no failure), P(failure within the horizon) — calibrated if calibrated."""
-        s = self.decision_function(X)
-        p = self.calibrator_.transform(s) if self.calibrator_ is not None else 1.0 / (1.0 + np.exp(-s))
-        p = np.clip(p, 0.0, 1.0)
+        p = self._proba(self.decision_function(X))
         return np.column_stack([1.0 - p, p])
+
+    def explain(self, X: ArrayLike, columns: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """P(failure) (as ``predict_proba(X)[:, 1]``) and the path contributions to the log-odds of the
+        model columns ``columns`` (``models.risk.attribution.TreePaths``), from one walk of every tree."""
+        Xs = self._select(X)
+        if self.estimator_ is None:
+            return self._proba(self._raw(Xs)), np.zeros((len(Xs), len(columns)))
+        paths = self.__dict__.get("_paths")
+        if paths is None:
+            paths = self.__dict__["_paths"] = TreePaths(self.estimator_, len(self.columns_))
+        leaves = paths.leaves(np.asfortranarray(Xs))
+        return self._proba(paths.raw(leaves)), paths.contributions(leaves, columns)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_paths", None)                     # derived from estimator_, rebuilt on first use
+        return state
 
     def predict(self, X: ArrayLike) -> NDArray[np.int64]:
         """1 where the failure probability is ≥ 0.5."""

@@ -10,12 +10,12 @@ same-cell intervals merge, the residency list is the same as with a call per rea
 (a test checks this row for row); it saves ~10 µs per reading.
 
 When a vehicle's first reading of a later UTC day arrives, the finished day is
-snapshotted with :func:`models.risk.features.twin_features` at ``now_ms`` = the day's
-end (midnight UTC), with the vehicle's in-service date from ``fleet.csv`` and
+snapshotted (``models.risk.features.FeatureRows``, the builder behind ``feature_matrix``) at
+``now_ms`` = the day's end (midnight UTC), with the vehicle's in-service date from ``fleet.csv`` and
 component ages from the maintenance log up to that instant. The last day of every
 vehicle is snapshotted at the end of the data. Days without telemetry give no row.
 The weather exposure of identical residency lists (e.g. vehicles that never leave
-their home cell) is computed once: it is a pure function of the intervals.
+their home cell) is computed once (``ExposureCache``): the weather is fixed during a replay.
 
 Vehicles are independent, so ``workers`` processes each replay the VINs of one
 hash partition (each reads all parts; the decode cost is only paid for its own VINs).
@@ -41,12 +41,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.risk.dataset import FlatLookup, Vehicle, WeatherStore, iter_lines, telemetry_parts
-from models.risk.features import N_FEATURES, features_from
+from models.risk.features import N_FEATURES, ExposureCache, FeatureRows
 from models.risk.labels import EventIndex
 from twins.errors import InvalidReading
 from twins.join import cell_of
 from twins.reading import decode_reading
-from twins.residency import Residency, exposure, note_location
+from twins.residency import note_location
 from twins.signals import SLOT
 from twins.twin import Twin, merge_into, new_twin
 
@@ -81,8 +81,8 @@ class Snapshots:
 
 
 class _Vehicle:
-    __slots__ = ("twin", "day", "home_cell", "in_service_ms", "rows", "days", "lat", "lon", "cell", "run_cell",
-                 "run_min", "run_max")
+    __slots__ = ("twin", "day", "home_cell", "in_service_ms", "lat", "lon", "cell", "run_cell", "run_min",
+                 "run_max")
 
     def __init__(self, vin: str, home_cell: str, in_service_ms: int | None) -> None:
         self.twin: Twin = new_twin(vin)
@@ -94,8 +94,6 @@ class _Vehicle:
         self.run_min = self.run_max = 0
         self.home_cell = home_cell
         self.in_service_ms = in_service_ms
-        self.rows: list[NDArray[np.float64]] = []
-        self.days: list[int] = []
 
 
 @dataclass
@@ -111,8 +109,6 @@ class _Job:
     out_dir: str
     progress_every: int = 0
     chunk: tuple[int, int] | None = None
-    exposure_cache: dict[tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]], dict[str, float]] = field(
-        default_factory=dict)
 
 
 _JOB: _Job | None = None   # set before forking workers (inherited, not pickled)
@@ -128,28 +124,43 @@ def _close_run(v: _Vehicle) -> None:
         v.run_cell = ""
 
 
-def _exposure(res: Residency, job: _Job) -> dict[str, float]:
-    key = (tuple(res.cells), tuple(res.starts), tuple(res.ends))
-    hit = job.exposure_cache.get(key)
-    if hit is None:
-        if len(job.exposure_cache) > 200_000:
-            job.exposure_cache.clear()
-        hit = job.exposure_cache[key] = exposure(res, job.lookup)
-    return hit
+class _Rows:
+    """Feature rows of one partition in snapshot order, computed column-wise every ``CHUNK`` snapshots."""
 
+    CHUNK = 8192
 
-def _snapshot(v: _Vehicle, job: _Job) -> None:
-    now = (v.day + 1) * DAY_MS
-    twin = v.twin
-    v.rows.append(features_from(twin, _exposure(twin.residency, job), now_ms=now, in_service_ms=v.in_service_ms,
-                                component_ages_days=job.events.component_ages_days(twin.vin, now)))
-    v.days.append(v.day)
+    def __init__(self, job: _Job) -> None:
+        self.job = job
+        self.weather = ExposureCache(job.lookup)       # the weather is fixed during a replay
+        self.pending = FeatureRows(self.weather, reuse_ring_summaries=False)   # every snapshot is a new day
+        self.blocks: list[NDArray[np.float32]] = []
+        self.vins: list[str] = []
+        self.days: list[int] = []
+
+    def snapshot(self, v: _Vehicle) -> None:
+        now = (v.day + 1) * DAY_MS
+        twin = v.twin
+        self.pending.add((twin,), (now,), (v.in_service_ms,), (self.job.events.component_ages_days(twin.vin, now),))
+        self.vins.append(twin.vin)
+        self.days.append(v.day)
+        if len(self.pending) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if len(self.pending):
+            self.blocks.append(self.pending.matrix(np.float32))
+            self.pending = FeatureRows(self.weather, reuse_ring_summaries=False)
+
+    def matrix(self) -> NDArray[np.float32]:
+        self.flush()
+        return np.concatenate(self.blocks) if self.blocks else np.zeros((0, N_FEATURES), np.float32)
 
 
 def _replay_partition(part: int) -> str:
     job = _JOB
     assert job is not None
     states: dict[bytes, _Vehicle] = {}
+    rows = _Rows(job)
     skip: set[bytes] = set()
     wanted = None if job.vins is None else set(job.vins)
     n_read = n_invalid = n_applied = 0
@@ -191,7 +202,7 @@ def _replay_partition(part: int) -> str:
         if day > v.day:
             if v.day >= 0:
                 _close_run(v)
-                _snapshot(v, job)
+                rows.snapshot(v)
             v.day = day
         twin = v.twin
         merge_into(twin, (r,))
@@ -212,21 +223,17 @@ def _replay_partition(part: int) -> str:
     for v in states.values():
         _close_run(v)
         if v.day >= 0:
-            _snapshot(v, job)
+            rows.snapshot(v)
+    X = rows.matrix()
     t_total = time.process_time() - t0
-    vins, days, rows = [], [], []
     first, last = {}, {}
     for v in states.values():
-        vins += [v.twin.vin] * len(v.days)
-        days += v.days
-        rows += v.rows
         first[v.twin.vin], last[v.twin.vin] = v.twin.first_seen, v.twin.last_seen
     out = Path(job.out_dir) / f"part-{part}.npz"
-    np.savez(out, vins=np.array(vins, dtype="U32"), days=np.array(days, dtype=np.int64),
-             X=np.array(rows, dtype=np.float32).reshape(len(rows), N_FEATURES),
+    np.savez(out, vins=np.array(rows.vins, dtype="U32"), days=np.array(rows.days, dtype=np.int64), X=X,
              first_v=np.array(list(first), dtype="U32"), first_t=np.array(list(first.values()), dtype=np.int64),
              last_t=np.array([last[k] for k in first], dtype=np.int64),
-             stats=np.array([n_read, n_invalid, n_applied, len(rows), t_merge, t_total], dtype=np.float64))
+             stats=np.array([n_read, n_invalid, n_applied, len(X), t_merge, t_total], dtype=np.float64))
     return str(out)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import gzip
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -145,3 +146,28 @@ def _write_weather(path: Path, regions: tuple[str, ...], first_hour: int, last_h
                                              "air_temp_c": round(t, 2), "rel_humidity_pct": round(min(r, 100.0), 1),
                                              "source": f"NREL TMY {site.site_id}"}))
             fh.write(b"\n".join(lines) + b"\n")
+
+
+def stream_twins(data_dir: str | Path, copy_every: int = 0, copies_max: int = 0) -> tuple[dict[str, Any], list[Any]]:
+    """Twins of a dataset built reading by reading with the stream's calls (``merge_into``, ``note_residency``
+    at geohash precision 4 with the vehicle's home cell): the final twin per VIN, and copies taken every
+    ``copy_every``-th reading (at most ``copies_max``) for twins at many points of their history."""
+    from models.risk.dataset import dataset_paths, iter_lines, read_fleet, telemetry_parts
+    from twins.join import note_residency
+    from twins.reading import decode_reading
+    from twins.twin import copy_twin, merge_into, new_twin
+
+    p = dataset_paths(data_dir)
+    fleet = read_fleet(p["fleet"])
+    live: dict[str, Any] = {}
+    copies: list[Any] = []
+    for k, line in enumerate(iter_lines(telemetry_parts(p["telemetry"]))):
+        r = decode_reading(line)
+        t = live.get(r.vin)
+        if t is None:
+            t = live[r.vin] = new_twin(r.vin)
+        merge_into(t, [r])
+        note_residency(t, r.ts, r.ts, 4, fleet[r.vin].home_cell())
+        if copy_every and k % copy_every == 0 and len(copies) < copies_max:
+            copies.append(copy_twin(t))
+    return live, copies

@@ -1,7 +1,8 @@
 """Train the per-component risk models from a history dataset and write a versioned artifact.
 
-    python -m models.risk.train --telemetry DIR/telemetry --maintenance DIR/maintenance.csv \\
-        --fleet DIR/fleet.csv --weather DIR/weather.jsonl.gz --out ARTIFACT_DIR [--horizon-days 30]
+    fleet train --telemetry DIR/telemetry --maintenance DIR/maintenance.csv --out ARTIFACT_DIR \\
+        [--fleet DIR/fleet.csv] [--weather DIR/weather.jsonl.gz] [--horizon-days 30]
+    (the same as python -m models.risk.train ...)
 
 Steps: replay the telemetry through the twin code into daily feature rows
 (``models.risk.replay``), label them per component (``models.risk.labels``: failure
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from models.risk.alerts import CostModel, choose_alerts, score_alerts
+from models.risk.alerts import CostModel, bayes_threshold, choose_alerts, choose_threshold, score_alerts
 from models.risk.artifact import save_model_set
 from models.risk.dataset import MaintenanceEvent, Vehicle, WeatherStore, read_fleet, read_maintenance, read_weather
 from models.risk.features import BASELINE_FEATURES, COMPONENTS, FEATURE_NAMES, FEATURE_SETS
@@ -58,15 +59,21 @@ def _stat(p: Path) -> str:
     return f"{p.name}:{st.st_size}:{int(st.st_mtime)}"
 
 
-def load_inputs(telemetry: str | Path, maintenance: str | Path, fleet: str | Path,
+def load_inputs(telemetry: str | Path, maintenance: str | Path, fleet: str | Path | None,
                 weather: str | Path | None) -> Inputs:
-    """Read the maintenance log, fleet list and weather; fingerprint the files for the replay cache."""
+    """Read the maintenance log, fleet list and weather; fingerprint the files for the replay cache.
+
+    Without a fleet list the in-service dates are unknown (vehicle and component ages NaN until a
+    repair is logged); without weather the exposure features are 0.
+    """
     tel = Path(telemetry)
     events = read_maintenance(maintenance)
     files = sorted(tel.glob("*.jsonl*")) if tel.is_dir() else [tel]
-    files += [Path(maintenance), Path(fleet)] + ([Path(weather)] if weather and Path(weather).exists() else [])
+    files += [Path(maintenance)] + ([Path(fleet)] if fleet is not None else [])
+    files += [Path(weather)] if weather and Path(weather).exists() else []
     sig = hashlib.sha256(("|".join(_stat(f) for f in files) + "|" + ",".join(FEATURE_NAMES)).encode()).hexdigest()
-    return Inputs(tel, events, EventIndex(events), read_fleet(fleet), read_weather(weather), sig[:16])
+    return Inputs(tel, events, EventIndex(events), read_fleet(fleet) if fleet is not None else {},
+                  read_weather(weather), sig[:16])
 
 
 def build_snapshots(inputs: Inputs, *, vins: Collection[str] | None = None, workers: int | None = None,
@@ -176,10 +183,19 @@ def train(inputs: Inputs, out_dir: str | Path, *, horizon_days: float = 30.0, ev
                                                                   ("eval", EVAL))}
         p_m = model.predict_proba(snap.X[ev])[:, 1]
         p_b = base.predict_proba(snap.X[ev])[:, 1]
+        ca = roles == CALIB
+        cal_fails = [f for f in inputs.index.failures(comp) if f[0] in split.train_vins]
+        thresholds = {}
+        for key, mdl in (("model", model), ("baseline", base)):
+            t, grid = (choose_threshold(snap.vins[ca], snap.day[ca], snap.now_ms[ca], mdl.predict_proba(
+                snap.X[ca])[:, 1], cal_fails, horizon_days, cost) if ca.any() else (bayes_threshold(cost), {}))
+            thresholds[key] = {"threshold": t, "calibration_costs": grid}
         metrics[comp] = {
+            "alert_thresholds": thresholds,
             "rows": rows, "positives": pos, "model": model.summary(), "baseline_model": base.summary(),
             "eval": probability_metrics(lab.y[ev], p_m),
-            "eval_out_of_time": probability_metrics(lab.y[late], model.predict_proba(snap.X[late])[:, 1]),
+            "eval_out_of_time": probability_metrics(lab.y[late], model.predict_proba(snap.X[late])[:, 1])
+            if late.any() else None,
             "baseline_eval": probability_metrics(lab.y[ev], p_b),
             "alerts": alert_outcome(snap, ev, p_m, fails, horizon_days, budget, cost,
                                     model.decision_function(snap.X[ev])),
@@ -205,7 +221,9 @@ def train(inputs: Inputs, out_dir: str | Path, *, horizon_days: float = 30.0, ev
         "baseline_features": list(BASELINE_FEATURES),
         "calibration": {c: models[c].calibration_ for c in components},
         "alert_policy": {"budget_per_1000_vehicles_per_week": budget, "cooldown_days": horizon_days,
-                         "cost": cost.__dict__},
+                         "cost": cost.__dict__, "bayes_threshold": bayes_threshold(cost),
+                         "thresholds": {c: {k: metrics[c]["alert_thresholds"][k]["threshold"]
+                                            for k in ("model", "baseline")} for c in components}},
         "metrics": metrics,
     }
     path = save_model_set(out_dir, models, meta, baselines, split.to_json(), versioned=versioned)
@@ -222,8 +240,10 @@ def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(prog="python -m models.risk.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--telemetry", required=True, help="directory of part-*.jsonl.gz (or one file)")
     ap.add_argument("--maintenance", required=True)
-    ap.add_argument("--fleet", required=True)
-    ap.add_argument("--weather", default=None)
+    ap.add_argument("--fleet", default=None, help="fleet.csv with in-service dates (default: fleet.csv next to "
+                    "the maintenance file, if there is one)")
+    ap.add_argument("--weather", default=None, help="hourly weather JSON Lines (default: weather.jsonl.gz next "
+                    "to the maintenance file, if there is one)")
     ap.add_argument("--out", required=True, help="artifact directory to write")
     ap.add_argument("--versioned", action="store_true",
                     help="--out is a directory of artifacts: write to OUT/<version> (the stream loads the newest)")
@@ -240,7 +260,10 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--feature-set", default="model", choices=sorted(FEATURE_SETS),
                     help="columns the models use (model: all but the since-twin-start totals)")
     a = ap.parse_args(argv)
-    inputs = load_inputs(a.telemetry, a.maintenance, a.fleet, a.weather)
+    here = Path(a.maintenance).parent
+    fleet = a.fleet or (str(here / "fleet.csv") if (here / "fleet.csv").exists() else None)
+    weather = a.weather or (str(here / "weather.jsonl.gz") if (here / "weather.jsonl.gz").exists() else None)
+    inputs = load_inputs(a.telemetry, a.maintenance, fleet, weather)
     with threadpool_limits(a.threads):
         return train(inputs, a.out, horizon_days=a.horizon_days, eval_fraction=a.eval_fraction,
                      train_fraction=a.train_fraction, workers=a.workers, cache_dir=a.cache_dir,

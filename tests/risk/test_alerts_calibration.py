@@ -82,3 +82,22 @@ def test_platt_and_isotonic_recover_a_known_map():
     assert np.all(np.diff(q) >= 0)
     res = compare_methods(s, y, rng.integers(0, 50, 50_000))
     assert set(res) == {"isotonic", "sigmoid"} and all(r["ece"] < 0.01 for r in res.values())
+
+
+def test_threshold_policy_and_its_choice_on_a_window():
+    from models.risk.alerts import bayes_threshold, choose_threshold, threshold_alerts
+
+    assert bayes_threshold(CostModel()) == 0.02
+    vins = np.repeat(np.array(["A", "B", "C"]), 40)
+    day = np.tile(np.arange(40), 3)
+    risk = np.where(vins == "A", 0.3, np.where(vins == "B", 0.04, 0.001))
+    alert = threshold_alerts(vins, day, risk, 0.02, cooldown_days=30)
+    assert sorted(zip(vins[alert].tolist(), day[alert].tolist())) == [("A", 0), ("A", 30), ("B", 0), ("B", 30)]
+    # over 70 days A fails on day 50 (caught by its day-30 alert); B never fails: the best threshold is above B's
+    vins = np.repeat(np.array(["A", "B", "C"]), 70)
+    day = np.tile(np.arange(70), 3)
+    risk = np.where(vins == "A", 0.3, np.where(vins == "B", 0.04, 0.001))
+    now = (day + 1) * D
+    best, costs = choose_threshold(vins, day, now, risk, [("A", 50 * D)], 30, CostModel())
+    assert 0.04 <= best < 0.3 and costs[str(best)] == 2 * 10       # two needless checks of A (days 0, 60), none of B
+    assert costs["0.02"] == 2 * 10 + 3 * 10 and costs["1.01"] == 500

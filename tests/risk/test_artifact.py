@@ -65,3 +65,35 @@ def test_batch_scoring_shapes_and_nan_rows(trained):
     assert len(top) == 7 and all(len(per_comp) == 2 for row in top for per_comp in row)
     with pytest.raises(ValueError, match="shape"):
         rs.predict_proba(X[:, :5])
+
+
+def test_path_contributions_add_up_and_scoring_equals_predict_proba(trained):
+    from models.risk.attribution import TreePaths
+    from models.risk.replay import load_snapshots
+
+    rs = load_model_set(trained.artifact)
+    X = load_snapshots(next(trained.cache.glob("snapshots-*.npz"))).X[::7].astype(np.float64)
+    X[::5, 3::4] = np.nan                                          # missing values take the learned branch
+    proba, idx, val = rs.explain(X, k=3)
+    np.testing.assert_array_equal(proba, rs.predict_proba(X))    # one walk: the same probabilities, bit for bit
+    assert idx.shape == val.shape == (len(X), len(rs.components), 3)
+    assert (np.diff(val, axis=2) <= 0).all()                      # risk-raising first
+    fitted = [c for c in rs.components if rs.models[c].estimator_ is not None]
+    assert fitted
+    for c in fitted:
+        m = rs.models[c]
+        Xs = X[:, m.columns_]
+        paths = TreePaths(m.estimator_, len(m.columns_))
+        leaves = paths.leaves(np.asfortranarray(Xs))
+        raw = paths.raw(leaves)
+        np.testing.assert_array_equal(raw, m.decision_function(X))
+        # Saabas: log-odds = baseline + Σ_trees E[root] + Σ_features contributions, exactly
+        contrib = paths.contributions(leaves, np.arange(len(m.columns_)))
+        root_expect = raw - contrib.sum(axis=1)
+        np.testing.assert_allclose(root_expect, root_expect[0], rtol=0, atol=1e-9)   # the same for every row
+        k = rs.components.index(c)
+        cols = [FEATURE_NAMES.index(n) for n in np.array(FEATURE_NAMES)[idx[:, k, 0]]]
+        best = contrib[np.arange(len(X)), [list(m.columns_).index(j) for j in cols]]
+        np.testing.assert_allclose(val[:, k, 0], best, rtol=0, atol=1e-12)
+    lists = rs.top_features(X[:4], k=3)
+    assert lists[0][0][0] == (FEATURE_NAMES[idx[0, 0, 0]], val[0, 0, 0])

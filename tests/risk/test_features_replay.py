@@ -22,8 +22,8 @@ DAY = 86_400_000
 
 
 def test_feature_names_and_docs():
-    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 67 + 4 + len(EXTRA_FEATURES)
-    assert FEATURE_NAMES[:67] == tuple(HISTORY_NAMES)
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 75 + 4 + len(EXTRA_FEATURES)
+    assert FEATURE_NAMES[:75] == tuple(HISTORY_NAMES)
     assert list(history_features(new_twin("1FA6P8CF0L5100001").history)) == list(HISTORY_NAMES)
     assert [d[0] for d in feature_docs()] == list(FEATURE_NAMES)
     assert all(unit is not None and meaning for _, unit, meaning in feature_docs())
@@ -115,3 +115,59 @@ def test_chunked_resumable_replay_equals_the_full_replay(trained, tmp_path):
     np.testing.assert_array_equal(chunked.X, part.X)
     assert chunked.vins.tolist() == part.vins.tolist() and chunked.last_ts == part.last_ts
     assert [f.name for f in tmp_path.glob("*.npz")] and not list(tmp_path.glob("*chunk*"))
+
+
+def _varied_twins(data, limit: int = 320):
+    """Copies of the synthetic fleet's twins at many points of their history, plus edge cases: an empty
+    twin, unknown signals (None), trouble codes, a twin in two cells within one hour, odd rainflow stacks."""
+    from models.risk.synthetic import stream_twins
+    from twins.twin import copy_twin
+
+    fleet = read_fleet(dataset_paths(data)["fleet"])
+    _, out = stream_twins(data, copy_every=97, copies_max=limit)
+    out.append(new_twin("1FA6P8CF0L5100001"))
+    odd = [copy_twin(t) for t in out[-40:-1]]
+    for i, t in enumerate(odd):
+        from twins.signals import SLOT
+
+        if i % 4 == 0:
+            t.values[SLOT["Vehicle.TraveledDistance"]] = None
+            t.values[SLOT["Vehicle.Powertrain.TractionBattery.StateOfHealth"]] = None
+        if i % 4 == 1:
+            t.values[SLOT["Vehicle.Diagnostics.DTCList"]] = ["P0A3C", "U0100", "P0562-1"]
+            t.history.dtc.last_seen_ms[0] = t.history.last_ms - 5 * DAY
+            t.history.dtc.onsets[0], t.history.dtc.onset_ms[0] = 2.5, t.history.last_ms - 9 * DAY
+        if i % 4 == 2:
+            res = t.residency
+            if res.cells:
+                end = max(res.ends)
+                res.cells.append("dnrj" if res.cells[-1] != "dnrj" else "dhwf")
+                res.starts.append(end)                     # overlaps the newest hour of another cell
+                res.ends.append(end + 3)
+            t.history.inverter.rf.stack = [20.0, 90.0, 25.0, 80.0, 30.0, 70.0, 35.0]
+            t.history.inverter.rf.cand, t.history.inverter.rf.direction = 95.0, 1
+        if i % 4 == 3:
+            t.history.daily.first_day = t.history.daily.day - 3   # a young ring
+            t.history.battery.soh = -1.0
+    return out + odd, fleet
+
+
+def test_vectorised_rows_equal_the_per_twin_reference(trained):
+    from tests.risk.reference_features import reference_features
+
+    twins, fleet = _varied_twins(trained.data)
+    assert len(twins) >= 300
+    lookup = read_weather(dataset_paths(trained.data)["weather"]).lookup
+    now = max(t.last_seen for t in twins) + 3_600_000
+    services = [fleet[t.vin].in_service_ms if t.vin in fleet and i % 5 else None for i, t in enumerate(twins)]
+    ages = [None if i % 3 else {"inverter": 12.5, "lv_battery": None, "drive_motor": 400.0}
+            for i in range(len(twins))]
+    got = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services, component_ages_days=ages)
+    want = np.array([reference_features(t, lookup, now_ms=now, in_service_ms=s, component_ages_days=a)
+                     for t, s, a in zip(twins, services, ages)])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True)
+    # the cases are really there: unknowns, codes, residue cycles, overlapping stays
+    assert np.isnan(want).any(axis=0).sum() > 20
+    assert (want[:, FEATURE_INDEX["dtc_P0A3C"]] == 1).any() and (want[:, FEATURE_INDEX["dtc_onsets_30d_P0A3C"]] > 0).any()
+    assert (want[:, FEATURE_INDEX["inv_cycles_dt_60up_tm_40_70"]] > 0).any()
+    assert len({tuple(r) for r in np.nan_to_num(want[:, 75:79])}) > 5

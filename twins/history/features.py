@@ -10,6 +10,7 @@ import math
 from typing import NamedTuple
 
 from twins.history.daily import soh_slope_per_day, window
+from twins.history.dtc import ONSET_TAU_DAYS, TRACKED, days_since_seen, decayed_onsets
 from twins.history.inverter import DT_LABELS, MEAN_LABELS, cycle_summary
 from twins.history.state import HistoryState, totals
 
@@ -93,6 +94,11 @@ FEATURES: tuple[FeatureDoc, ...] = (
     FeatureDoc("daily_inv_temp_max_30d", "°C", "Highest inverter temperature in the 30-day window (NaN if none)."),
     FeatureDoc("daily_cell_temp_max_7d", "°C", "Highest cell temperature in the 7-day window (NaN if none)."),
     FeatureDoc("daily_cell_temp_max_30d", "°C", "Highest cell temperature in the 30-day window (NaN if none)."),
+    # trouble-code sightings (precursors that clear quickly)
+    *(FeatureDoc(f"dtc_days_since_{c}", "days", f"Days from the last reading with {c} active to the last reading "
+                 "(NaN if never seen).") for c in TRACKED),
+    *(FeatureDoc(f"dtc_onsets_30d_{c}", "count", f"Onsets of {c} (active, and not at the reading before), each "
+                 f"weighted by exp(-age / {ONSET_TAU_DAYS:g} days) at the last reading.") for c in TRACKED),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 _NAN = math.nan
@@ -170,4 +176,9 @@ def features(state: HistoryState) -> dict[str, float]:
         "daily_cell_temp_max_7d": w7.pack_max_c,
         "daily_cell_temp_max_30d": w30.pack_max_c,
     }
+    dtc, last = state.dtc, state.last_ms
+    for k, c in enumerate(TRACKED):
+        out[f"dtc_days_since_{c}"] = days_since_seen(dtc, k, last)
+    for k, c in enumerate(TRACKED):
+        out[f"dtc_onsets_30d_{c}"] = decayed_onsets(dtc, k, last)
     return out

@@ -30,6 +30,7 @@ from msgspec.structs import replace
 
 from twins.history.battery import BatteryState, update_battery
 from twins.history.daily import DAY_MS, DailyState, roll_day
+from twins.history.dtc import DtcState, update_dtc
 from twins.history.inverter import InverterState, update_inverter
 from twins.history.lv_battery import LvState, update_lv
 from twins.history.motor import MotorState, update_motor
@@ -54,12 +55,13 @@ _AIR_T = SLOT["Vehicle.Exterior.AirTemperature"]
 _LV_V = SLOT["Vehicle.LowVoltageBattery.CurrentVoltage"]
 _LV_STATE = SLOT["Vehicle.LowVoltageSystemState"]
 _INV_T = SLOT["Vehicle.Powertrain.TractionInverter.Temperature"]
+_DTC = SLOT["Vehicle.Diagnostics.DTCList"]
 
 #: The signal slots ``update_history`` reads (for integrators and tests).
 SLOTS_READ: tuple[str, ...] = tuple(
     p for p, i in SLOT.items()
     if i in (_SPEED, _ODO, _ACCEL, _SOC, _SOH, _PACK_V, _PACK_I, _PACK_T_AVG, _PACK_T_MAX, _DC_I, _MOTOR_T,
-             _MOTOR_P, _AIR_T, _LV_V, _LV_STATE, _INV_T)
+             _MOTOR_P, _AIR_T, _LV_V, _LV_STATE, _INV_T, _DTC)
 )
 
 
@@ -76,6 +78,7 @@ class HistoryState(msgspec.Struct, array_like=True, gc=False):
     lv: LvState = msgspec.field(default_factory=LvState)
     usage: UsageState = msgspec.field(default_factory=UsageState)
     daily: DailyState = msgspec.field(default_factory=DailyState)
+    dtc: DtcState = msgspec.field(default_factory=DtcState)
 
 
 def totals(state: HistoryState) -> tuple[float, float, float, float, float, float]:
@@ -119,6 +122,9 @@ def update_history(state: HistoryState, ts_ms: int, values: Sequence[Any]) -> No
     update_motor(state.motor, dt, values[_MOTOR_T], values[_MOTOR_P], speed)
     update_lv(state.lv, dt, ts_ms, values[_LV_V], values[_LV_STATE], values[_AIR_T])
     update_usage(state.usage, dt, values[_ODO], speed, values[_ACCEL])
+    dtcs = values[_DTC]
+    if dtcs or state.dtc.active:
+        update_dtc(state.dtc, ts_ms, dtcs)
 
 
 def copy_history(state: HistoryState) -> HistoryState:
@@ -135,6 +141,8 @@ def copy_history(state: HistoryState) -> HistoryState:
         inverter=replace(inv, bins_half=list(inv.bins_half), rf=replace(rf, stack=list(rf.stack))),
         battery=copy(state.battery), motor=copy(state.motor), lv=copy(state.lv), usage=copy(state.usage),
         daily=replace(d, base=list(d.base), ring=list(d.ring)),
+        dtc=replace(state.dtc, last_seen_ms=list(state.dtc.last_seen_ms), onsets=list(state.dtc.onsets),
+                    onset_ms=list(state.dtc.onset_ms)),
     )
 
 
