@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from twins.errors import FleetAssuranceError
 
@@ -142,6 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="create the topics on FLEET_KAFKA_BOOTSTRAP")
     topics.set_defaults(func=_cmd_topics)
+
+    # risk models: the arguments go unparsed to models.risk.train / models.risk.evaluate (their --help lists them)
+    def risk_cli(module: str) -> Callable[[argparse.Namespace], Any]:
+        return lambda a: importlib.import_module(module).main(a.args)
+
+    for name, module, text in (
+            ("train", "models.risk.train", "train the component-failure risk models from a history dataset: "
+             "--telemetry PATH --maintenance PATH --out DIR [--fleet PATH --weather PATH ...]"),
+            ("evaluate", "models.risk.evaluate", "evaluate a risk-model artifact on its held-out vehicles "
+             "(Markdown report + PNG plots): --artifact DIR --data DIR --out DIR")):
+        cmd = sub.add_parser(name, help=text, description=text, prefix_chars="+", add_help=False)
+        cmd.add_argument("args", nargs="*", help=f"arguments of python -m {module}")
+        cmd.set_defaults(func=risk_cli(module))
     return p
 
 
