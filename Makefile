@@ -22,8 +22,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench.risk
 	$(BIN)/python -m bench.charging
+	$(BIN)/python -m bench
 
 schema: $(STAMP)
 	$(BIN)/python -m twins.schema

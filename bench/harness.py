@@ -42,7 +42,9 @@ def fresh_settings(broker: EmbeddedBroker, **overrides: Any) -> Settings:
     tag = uuid.uuid4().hex[:6]
     settings = Settings(kafka_bootstrap=broker.bootstrap, app_id=f"bench-{tag}", topic_telemetry=f"bench-{tag}",
                         topic_telemetry_dlq=f"bench-{tag}.dlq", topic_weather=f"bench-wx-{tag}",
-                        topic_weather_dlq=f"bench-wx-{tag}.dlq", partitions=PARTITIONS, **overrides)
+                        topic_weather_dlq=f"bench-wx-{tag}.dlq", topic_alerts=f"bench-alerts-{tag}",
+                        topic_maintenance=f"bench-maint-{tag}", topic_maintenance_dlq=f"bench-maint-{tag}.dlq",
+                        partitions=PARTITIONS, **overrides)
     ensure_topics(settings, broker.bootstrap)
     return settings
 
@@ -61,6 +63,32 @@ async def publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
     return len(messages) / (time.perf_counter() - t0)
 
 
+#: what the end-to-end worker runs besides the twins: the demo risk model and the shipped alert rules
+#: plus an overspeed rule that fires often on the simulated drive cycles (so event -> alert can be timed)
+DEMO_RISK_MODELS = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "risk"
+BENCH_RULE = """
+[[signal]]
+id = "bench-overspeed"
+component = "vehicle"
+signal = "Vehicle.Speed"
+above = 80.0
+clear = 60.0
+severity = "info"
+cooldown_s = 0
+action = "Benchmark rule: fires on every acceleration past 80 km/h."
+"""
+
+
+def full_pipeline_env(tmp: Path) -> dict[str, str]:
+    """Worker environment with risk scoring (demo model, each changed vehicle every 60 s) and alerts on."""
+    from twins.alerts.rules import DEFAULT_RULES
+
+    rules = tmp / "bench-alert-rules.toml"
+    rules.write_text(DEFAULT_RULES.read_text() + BENCH_RULE)
+    return {"FLEET_RISK_MODEL_DIR": str(DEMO_RISK_MODELS), "FLEET_RISK_SCORE_INTERVAL_S": "60",
+            "FLEET_ALERT_RULES": str(rules)}
+
+
 class Worker:
     """A real ``fleet worker`` process for benchmarks."""
 
@@ -72,6 +100,8 @@ class Worker:
                        FLEET_TOPIC_TELEMETRY=settings.topic_telemetry,
                        FLEET_TOPIC_TELEMETRY_DLQ=settings.topic_telemetry_dlq,
                        FLEET_TOPIC_WEATHER=settings.topic_weather, FLEET_TOPIC_WEATHER_DLQ=settings.topic_weather_dlq,
+                       FLEET_TOPIC_ALERTS=settings.topic_alerts, FLEET_TOPIC_MAINTENANCE=settings.topic_maintenance,
+                       FLEET_TOPIC_MAINTENANCE_DLQ=settings.topic_maintenance_dlq,
                        FLEET_PARTITIONS=str(settings.partitions), FLEET_WEB_PORT=str(self.port),
                        FLEET_DATA_DIR=str(tmp / data_name), FLEET_SESSION_TIMEOUT_S="3",
                        FLEET_REBALANCE_TIMEOUT_S="3", FLEET_VERIFY_END_OFFSETS="true", FLEET_LOG_LEVEL="warn",
@@ -129,8 +159,10 @@ def histogram_quantiles(before: str, after: str, name: str, qs: tuple[float, ...
 
     b0 = dict(buckets(before))
     rows = [(le, v - b0.get(le, 0.0)) for le, v in buckets(after)]
-    total = rows[-1][1]
-    out = {"observations": total}
+    total = rows[-1][1] if rows else 0.0
+    out: dict[str, float] = {"observations": total}
+    if not total:
+        return out  # nothing observed: no quantiles rather than a made-up 0
     for q in qs:
         target = q * total
         prev_le, prev_c = 0.0, 0.0

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.harness import Worker, fresh_settings, publish
+from bench.harness import Worker, fresh_settings, full_pipeline_env, publish
 from streams.broker import EmbeddedBroker
 from twins.reading import decode_reading
 from twins.twin import merge_into, new_twin
@@ -48,8 +48,11 @@ def _py_spy() -> str:
 
 
 def service(broker: EmbeddedBroker, settings: Any, n: int, tmp: Path) -> dict[str, float]:
-    """A worker process over the already-published topic, timed from its first consumed record to the last."""
-    worker = Worker(broker, settings, tmp)
+    """A worker process over the already-published topic, timed from its first consumed record to the last.
+
+    The worker runs the whole pipeline: twins, history, risk scoring (demo model) and alert rules.
+    """
+    worker = Worker(broker, settings, tmp, **full_pipeline_env(tmp))
     spy = None
     if os.environ.get("BENCH_PROFILE"):
         gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []  # only samples holding the GIL

@@ -135,25 +135,33 @@ class AlertService:
 
     # --- hooks called with the ingest lock held ------------------------------------------------
     def book_of(self, twin: Twin) -> AlertBook:
-        if twin.alerts is None:
-            twin.alerts = AlertBook()
-        return twin.alerts
+        """The twin's book, or a new one seeded from its state (not yet stored in the twin)."""
+        return twin.alerts or engine.seed_book(self.rules, twin.values, twin.last_seen)
 
-    def observe(self, twin: Twin, readings: Sequence[Reading]) -> list[Alert]:
-        """Signal/DTC/staleness-clear rules over one vehicle's new readings (caller publishes)."""
+    def before(self, twin: Twin) -> AlertBook | None:
+        """Call before merging readings: a book seeded from the twin's state if it has none."""
         rules = self.rules
-        book = twin.alerts
+        if twin.alerts is not None or not (rules.signal or rules.dtc):
+            return None
+        return engine.seed_book(rules, twin.values, twin.last_seen)
+
+    def observe(self, twin: Twin, readings: Sequence[Reading], seed: AlertBook | None) -> list[Alert]:
+        """Signal/DTC/staleness-clear rules over one vehicle's new (merged) readings; caller publishes.
+
+        The twin keeps a book only while it holds something (alert history, a pending condition).
+        """
+        book = twin.alerts or seed
         if book is None:
-            if not (rules.signal or rules.dtc):
-                return []
-            book = twin.alerts = AlertBook()
-        return engine.observe_readings(book, rules, twin.vin, readings, self.context(twin))
+            return []
+        out = engine.observe_readings(book, self.rules, twin.vin, readings, self.context(twin))
+        twin.alerts = None if engine.idle(book) else book
+        return out
 
     def on_risk(self, twin: Twin) -> list[Alert]:
         """Risk rules after ``twin.risk`` was updated (caller publishes)."""
         if not self.rules.risk or twin.risk is None:
             return []
-        book = twin.alerts or AlertBook()
+        book = self.book_of(twin)
         out = engine.observe_risk(book, self.rules, twin.vin, twin.risk, self.context(twin))
         if out:
             twin.alerts = book
@@ -185,6 +193,7 @@ class AlertService:
                         twin = new_twin(alert.vin)
                     book = self.book_of(twin)
                     if engine.adopt(book, alert, self.rules):
+                        twin.alerts = book
                         ingest.mark_dirty(twin)
                         adopted += 1
                 self.reconciled |= todo
@@ -252,7 +261,7 @@ class AlertService:
                     twin = ingest.get_twin(vin)
                     if twin is None:
                         continue
-                    book = twin.alerts or AlertBook()
+                    book = self.book_of(twin)
                     recs = engine.retire_unknown(book, rules, now_ms) if book.active else []
                     if rules.staleness:
                         recs +=  engine.sweep_staleness(book, rules, vin, twin.last_seen, now_ms, self.context(twin))

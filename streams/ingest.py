@@ -178,13 +178,14 @@ class TwinIngest:
             for vin, readings in groups.items():
                 twin = self.get_twin(vin) or new_twin(vin)
                 a, d, t = twin.n_applied, twin.n_duplicate, twin.n_too_late
+                seed = alerts.before(twin) if alerts is not None else None
                 merge_into(twin, readings)
                 first_ts = min(r.ts for r in readings)
                 last_ts = max(r.ts for r in readings)
                 note_residency(twin, first_ts, last_ts, self.cell_precision,
                                self.home_cells.get(vin, self.default_home_cell))
                 if alerts is not None:
-                    raised += alerts.observe(twin, readings)
+                    raised += alerts.observe(twin, readings, seed)
                 applied += twin.n_applied - a
                 duplicate += twin.n_duplicate - d
                 too_late += twin.n_too_late - t

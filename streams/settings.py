@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     )
     ingest_max_records: int = Field(10_000, ge=1, description="Records per fetch handed to the batch ingest.")
     twin_flush_interval_s: float = Field(
-        1.0, gt=0, le=60, description="Dirty twins are written to the changelog table at most this often."
+        5.0, gt=0, le=60, description="Dirty twins are written to the changelog table at most this often."
     )
     twin_flush_max_dirty: int = Field(50_000, ge=1, description="Flush early once this many twins are dirty.")
 

@@ -26,7 +26,7 @@ replay reaches the same decisions and ids; risk rules on the scoring time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -36,6 +36,7 @@ from twins.alerts.state import Alert, AlertBook, alert_id, find_active, parse_al
 from twins.errors import FleetAssuranceError
 from twins.reading import Reading
 from twins.risk import RiskState
+from twins.signals import SLOT
 
 #: ``() -> (region, weather)`` evaluated only when an alert opens.
 Context = Callable[[], tuple[str | None, dict[str, Any] | None]]
@@ -43,6 +44,7 @@ _UNSET = msgspec.UNSET
 _AWAKE = frozenset(("ACC", "ON", "START"))
 _ASLEEP = frozenset(("OFF", "LOCK"))
 _replace = msgspec.structs.replace
+LV_STATE_SLOT = SLOT["Vehicle.LowVoltageSystemState"]
 
 
 class AlertNotFound(FleetAssuranceError):
@@ -198,6 +200,25 @@ def observe_readings(book: AlertBook, rules: RuleSet, vin: str, readings: Iterab
         if len(out) != n:
             active = {a.rule for a in book.active}
     return out
+
+
+def seed_book(rules: RuleSet, values: Sequence[Any], last_seen_ms: int) -> AlertBook:
+    """A book for a twin that has none, from the twin's values *before* the new readings merge.
+
+    Vehicles without alert history carry no book (it costs ~0.5 KB of memory per twin):
+    what the rules need to know — last known watched values, sleep/awake state, newest
+    time — is in the twin already.
+    """
+    last = {slot: values[slot] for _, slot in rules.watched if values[slot] is not None}
+    state = values[LV_STATE_SLOT]
+    power = 2 if state in _AWAKE else 1 if state in _ASLEEP else 0
+    return AlertBook(last=last, last_ts=last_seen_ms, power=power)
+
+
+def idle(book: AlertBook) -> bool:
+    """True when the book holds nothing :func:`seed_book` could not rebuild (it need not be stored)."""
+    return not (book.active or book.since or book.episodes or book.cooldown_until) and \
+        book.wake_until_ms <= book.last_ts
 
 
 def rescale(p: float, from_days: float, to_days: float) -> float:

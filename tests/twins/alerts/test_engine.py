@@ -268,3 +268,31 @@ def test_book_round_trips_with_the_twin():
     copy = copy_twin(twin)
     acknowledge(copy.alerts, copy.alerts.active[0].alert_id, "x", T0 + 80_000)
     assert twin.alerts.active[0].status == "open"
+
+
+def test_a_seeded_book_decides_like_a_stored_one_and_idle_books_are_not_kept():
+    from twins.alerts.engine import idle, seed_book
+    from twins.twin import merge_into
+
+    s = Stream()
+    first = [s(0, inv=112.0, state="OFF", lv=12.0), s(10, inv=113.0)]
+    later = [s(75, inv=114.0), s(100, state="ON", lv=11.6)]
+    stored = AlertBook()
+    kept = observe_readings(stored, RULES, VIN, first) + observe_readings(stored, RULES, VIN, later)
+    # the same stream where the twin kept no book: seeded from the twin's values before each merge
+    twin = new_twin(VIN)
+    seeded: list = []
+    for batch in (first, later):
+        book = twin.alerts or seed_book(RULES, twin.values, twin.last_seen)
+        merge_into(twin, batch)
+        seeded += observe_readings(book, RULES, VIN, batch)
+        twin.alerts = None if idle(book) else book
+    assert [(a.alert_id, a.status) for a in seeded] == [(a.alert_id, a.status) for a in kept]
+    assert [a.rule for a in kept] == ["inv-hot", "lv-wake"]
+    assert twin.alerts is not None and twin.alerts.episodes == {"inv-hot": 1, "lv-wake": 1}
+    # a quiet vehicle keeps no book
+    quiet, q = new_twin(VIN), Stream()
+    book = seed_book(RULES, quiet.values, quiet.last_seen)
+    readings = [q(0, inv=60.0, state="ON", lv=12.6), q(1, inv=61.0)]
+    merge_into(quiet, readings)
+    assert observe_readings(book, RULES, VIN, readings) == [] and idle(book)
