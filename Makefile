@@ -22,7 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
-	$(BIN)/python -m bench.risk
+	$(BIN)/python -m bench.risk --artifact $$(ls -d models/artifacts/risk/risk-* | tail -1)
 	$(BIN)/python -m bench.charging
 	$(BIN)/python -m bench
 

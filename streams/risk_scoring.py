@@ -82,7 +82,12 @@ class RiskScorer:
     async def score_due(self, now_ms: int) -> int:
         """Score the due twins (one batch); returns how many were scored."""
         ingest = self.app.ingest
-        if self.models is None or not ingest.changed:
+        if self.models is None:
+            # nothing to score with: forget who changed (a model, once loaded, re-scores every vehicle)
+            ingest.changed.clear()
+            ingest.urgent.clear()
+            return 0
+        if not ingest.changed:
             return 0
         alerts = ingest.alerts
         async with ingest._lock:
