@@ -30,10 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from streams import metrics
 from streams.alert_feed import AlertFeed
+from streams.ingest import partition_of
 from twins.alerts import engine
 from twins.alerts.rules import DEFAULT_RULES, RuleSet, RulesError, load_rules
 from twins.alerts.state import Alert, AlertBook, encode_alert
@@ -101,7 +100,7 @@ class AlertService:
 
     # --- publishing --------------------------------------------------------------------------
     def partition_of(self, vin: str) -> int:
-        return (murmur2(vin.encode()) & 0x7FFFFFFF) % self.partitions
+        return partition_of(vin.encode(), self.partitions)
 
     async def publish(self, records: Sequence[Alert]) -> None:
         """Send alert records (key VIN, the VIN's partition); acknowledgements are awaited by :meth:`durable`."""
@@ -264,7 +263,7 @@ class AlertService:
                     book = self.book_of(twin)
                     recs = engine.retire_unknown(book, rules, now_ms) if book.active else []
                     if rules.staleness:
-                        recs +=  engine.sweep_staleness(book, rules, vin, twin.last_seen, now_ms, self.context(twin))
+                        recs += engine.sweep_staleness(book, rules, vin, twin.last_seen, now_ms, self.context(twin))
                     if recs:
                         twin.alerts = book
                         ingest.mark_dirty(twin)

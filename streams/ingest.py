@@ -102,6 +102,11 @@ if _mallinfo2 is not None:
     _mallinfo2.restype = _MallInfo2
 
 
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition of ``key`` under the Kafka default partitioner (murmur2), as producers keyed by VIN use."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class TwinIngest:
     """Owns the dirty-twin cache of one worker and the batch handler for the telemetry topic."""
 
@@ -217,8 +222,7 @@ class TwinIngest:
         """Queue a twin changed outside a batch (e.g. by the scorer) for the next flush; caller holds the lock."""
         vin = twin.vin
         if vin not in self.dirty_tp:
-            partition = (murmur2(vin.encode()) & 0x7FFFFFFF) % self.partitions
-            self.dirty_tp[vin] = TP(self.telemetry_topic, partition)
+            self.dirty_tp[vin] = TP(self.telemetry_topic, partition_of(vin.encode(), self.partitions))
         self.dirty[vin] = twin
 
     async def handle_maintenance_batch(self, tp: TP, records: Sequence[Any]) -> None:

@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 import aiohttp
-from aiokafka.partitioner import murmur2
 from faust import web
 
 from streams import metrics
+from streams.ingest import partition_of
 from twins.reading import VIN_PATTERN
 from twins.twin import Twin, decode_twin, is_stale
 from twins.maintenance import COMPONENTS
@@ -32,10 +32,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _partition_of(key: bytes, partitions: int) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 def local_twins(app: Any) -> list[Twin]:
     """Twins of this worker's active partitions (unflushed changes included)."""
     settings = app.fleet_settings
@@ -45,7 +41,7 @@ def local_twins(app: Any) -> list[Twin]:
     for key, raw in app.twins.data.items():
         if raw is None or key.decode() in dirty:
             continue
-        if _partition_of(key, settings.partitions) in actives:
+        if partition_of(key, settings.partitions) in actives:
             out.append(decode_twin(raw))
     metrics.TWINS_LOCAL.set(len(out))
     return out
