@@ -3,13 +3,14 @@
 Measures, with OpenMP limited to one thread:
 
 * ``RiskModelSet.predict_proba`` on a 100,000 x n_features matrix (rows/s),
-* ``RiskModelSet.score(k=3)``: probabilities + top-3 features per component, with the lists the
-  twin stores (rows/s); ``RiskModelSet.explain`` the same as arrays,
+* ``RiskModelSet.explain(k=3)``: probabilities + top-3 features per component as arrays (rows/s), and
+  with the ``RiskState`` each twin stores built from them (``models.risk.scoring.risk_states``),
 * building feature rows from twins with ``models.risk.features.feature_matrix`` (twins/s), with the
   twins' 30-day ring summaries known (re-scoring within a day) and without (first scoring of a day),
 * **end to end**: a batch of ``--batch`` twins (default 20,000 = the stream's ``risk_batch_max``)
-  scored as the stream does — ``feature_matrix`` + ``score`` (features + probabilities + top
-  features): twins scored per second on one core (target ≥ 100k),
+  scored with the stream's call ``models.risk.scoring.score_twins`` — feature rows, probabilities,
+  top features and the ``RiskState`` of every twin: twins scored per second on one core
+  (target ≥ 100k),
 * the training replay (``models.risk.replay``, one process): µs per telemetry reading.
 
 The twins are built with the stream's calls from a synthetic history (200 vehicles x 60 days,
@@ -38,6 +39,7 @@ from models.risk import features as features_mod
 from models.risk.features import feature_matrix
 from models.risk.labels import EventIndex
 from models.risk.replay import replay
+from models.risk.scoring import risk_states, score_twins
 from models.risk.synthetic import stream_twins, write_synthetic_history
 from twins.twin import copy_twin
 
@@ -86,6 +88,7 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int =
     idx = EventIndex(read_maintenance(dataset_paths(data)["maintenance"]))
     now = max(t.last_seen for t in twins) + 1
     ages = [idx.component_ages_days(t.vin, now) for t in twins]
+    ages = [a if a and any(v is not None for v in a.values()) else None for a in ages]   # as the stream passes them
     with threadpool_limits(1):
         def features() -> Any:
             return feature_matrix(twins, lookup, now_ms=now, in_service_ms=services, component_ages_days=ages)
@@ -99,13 +102,20 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int =
         rng = np.random.default_rng(0)
         X = base[rng.integers(0, len(base), rows)]
         X = X * rng.normal(1.0, 0.02, X.shape)          # resampled real rows, jittered
-        rs.predict_proba(X[:1000])                        # warm-up
-        rs.score(X[:1000], k=3)
+        rs.predict_proba(X[:1000])                        # warm-up (and the tree walk's compilation)
+        rs.explain(X[:1000], k=3)
+
+        def end_to_end() -> Any:
+            return score_twins(rs, twins, lookup, now_ms=now, in_service_ms=services, component_ages_days=ages)
+
+        def states(X: Any) -> Any:
+            return risk_states(rs, *rs.explain(X, k=3), now)
+
         t_pred = _best_of(lambda: rs.predict_proba(X), repeat)
-        t_score = _best_of(lambda: rs.score(X, k=3), repeat)
-        t_all = _best_of(lambda: rs.score(features(), k=3), repeat)
+        t_score = _best_of(lambda: states(X), repeat)
+        t_all = _best_of(end_to_end, repeat)
         t_arrays = _best_of(lambda: rs.explain(features(), k=3), repeat)
-        t_all_cold = _best_of(lambda: (cold(), rs.score(features(), k=3)), repeat)
+        t_all_cold = _best_of(lambda: (cold(), end_to_end()), repeat)
     n_trees = {c: int(getattr(m.estimator_, "n_iter_", 0)) for c, m in rs.models.items()}
     return {
         "artifact_version": rs.version, "components": list(rs.components), "n_features": len(rs.feature_names),
@@ -121,13 +131,14 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int =
         "end_to_end_first_of_day_twins_per_s": len(twins) / t_all_cold,
         "replay_us_per_reading_cpu": snap.stats["us_per_reading_cpu"],
         "replay_readings": snap.stats["readings"], "replay_rows": snap.stats["rows"],
-        "note": "end_to_end_twins_per_s = twins scored per second end to end (features + proba + top features), "
-                "one core: feature_matrix + RiskModelSet.score(k=3) on a batch of batch_twins twins, best of 3, "
+        "note": "end_to_end_twins_per_s = twins scored per second end to end (features + proba + top features + "
+                "the RiskState each twin stores), one core: models.risk.scoring.score_twins on a batch of "
+                "batch_twins twins, best of 3, "
                 "each twin's 30-day ring summary already known (a twin is re-scored every "
                 "FLEET_RISK_SCORE_INTERVAL_S but its ring changes once a day); *_first_of_day_* = the same with "
                 "every ring summarised again (the first scoring after a vehicle's UTC day rolls over); "
-                "*_arrays_* = the same with the top features as index/value arrays (RiskModelSet.explain) "
-                "instead of the per-twin (name, value) lists the twin stores",
+                "*_arrays_* = feature_matrix + RiskModelSet.explain (top features as index/value arrays, no RiskState); "
+                "score_rows_per_s = RiskModelSet.explain + the RiskStates on a ready feature matrix",
         "python": platform.python_version(), "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
     }

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 
 from models.risk.artifact import load_model_set
-from models.risk.features import feature_matrix
+from models.risk.scoring import score_twins
 from streams import metrics
 from twins.maintenance import COMPONENTS as MAINT_COMPONENTS
 from twins.maintenance import component_age_days
-from twins.risk import RiskState
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,7 @@ class RiskScorer:
             return False
         try:
             models = load_model_set(path)
+            models.explain(np.zeros((1, len(models.feature_names))))   # compile the tree walk now, not mid-batch
         except Exception as exc:  # keep scoring with the model in force
             self.last_error = f"{path}: {exc}"
             log.error("risk model %s not loaded, keeping %s: %s", path,
@@ -108,18 +108,12 @@ class RiskScorer:
             if not due:
                 return 0
             started = time.perf_counter()
-            ages = [{c: component_age_days(t.maintenance, c, now_ms, self.in_service_ms.get(t.vin))
-                     for c in MAINT_COMPONENTS} for t in due]
-            X = feature_matrix(due, self.app.hourly_weather, now_ms=now_ms,
-                               in_service_ms=[self.in_service_ms.get(t.vin) for t in due],
-                               component_ages_days=ages)
-            proba, top = self.models.score(X, k=3)      # probabilities and top features: one walk of the trees
-            comps = list(self.models.components)
+            states = score_twins(self.models, due, self.app.hourly_weather, now_ms=now_ms,
+                                 in_service_ms=[self.in_service_ms.get(t.vin) for t in due],
+                                 component_ages_days=[self._ages(t, now_ms) for t in due])
             raised: list[Any] = []
-            for i, twin in enumerate(due):
-                twin.risk = RiskState(self.models.version, now_ms, self.models.horizon_days, comps,
-                                      [float(p) for p in proba[i]],
-                                      [[(str(n), float(v)) for n, v in per] for per in top[i]])
+            for twin, state in zip(due, states):
+                twin.risk = state
                 ingest.mark_dirty(twin)
                 ingest.changed.discard(twin.vin)
                 ingest.urgent.discard(twin.vin)
@@ -130,9 +124,16 @@ class RiskScorer:
             elapsed = time.perf_counter() - started
         metrics.RISK_SCORED.inc(len(due))
         metrics.RISK_BATCH_SECONDS.observe(elapsed)
-        for k, c in enumerate(comps):
-            metrics.RISK_MAX.labels(c).set(float(np.max(proba[:, k])))
+        for k, c in enumerate(self.models.components):
+            metrics.RISK_MAX.labels(c).set(max(st.probability[k] for st in states))
         return len(due)
+
+    def _ages(self, twin: Any, now_ms: int) -> dict[str, float | None] | None:
+        """Days since each component's last repair; None (= the vehicle's age) for a vehicle never serviced."""
+        log = twin.maintenance
+        if not any(log.serviced_ms):
+            return None
+        return {c: component_age_days(log, c, now_ms, self.in_service_ms.get(twin.vin)) for c in MAINT_COMPONENTS}
 
     async def run(self) -> None:
         """The loop: reload check and scoring ticks."""

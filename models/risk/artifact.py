@@ -30,7 +30,7 @@ import numpy as np
 import sklearn
 from numpy.typing import ArrayLike, NDArray
 
-from models.risk.attribution import top_k_arrays
+from models.risk.attribution import TreeWalker
 from models.risk.features import COMPONENTS, FEATURE_NAMES, paused_gc
 from models.risk.model import ComponentRiskModel
 
@@ -92,8 +92,10 @@ class RiskModelSet:
         self.baselines = {c: baselines[c] for c in self.components} if baselines else {}
         self.version: str = str(self.metadata["version"])
         self.feature_names: tuple[str, ...] = tuple(self.metadata["feature_names"])
+        self.feature_name_array = np.array(self.feature_names, dtype=object)     # names[idx] for whole batches
         self.horizon_days: float = float(self.metadata["horizon_days"])
         self._cand: dict[tuple[str, int], NDArray[np.int64]] = {}
+        self._walkers: dict[int, tuple[TreeWalker | None, tuple[str, ...]]] = {}
         for c, m in self.models.items():
             if m.n_features_in_ != len(self.feature_names):
                 raise ArtifactError(f"model {c!r} expects {m.n_features_in_} features, "
@@ -143,15 +145,33 @@ class RiskModelSet:
         proba = np.empty((n, C))
         idx = np.zeros((n, C, k), dtype=np.intp)
         val = np.zeros((n, C, k))
+        width = max(k, n_candidates)
+        walker, fitted = self._walker(width)
+        if walker is not None:
+            raw, order, vals = walker.top(Xa, [self._candidates(c, width) for c in fitted], k)
         for ci, c in enumerate(self.components):
             m = self.models[c]
-            cand = self._candidates(c, max(k, n_candidates))
-            proba[:, ci], contrib = m.explain(Xa, cand)
-            order, vals = top_k_arrays(contrib, k)
-            kk = order.shape[1]
-            idx[:, ci, :kk] = m.columns_[cand[order]]
-            val[:, ci, :kk] = vals
+            cand = self._candidates(c, width)
+            kk = min(k, len(cand))
+            if c in fitted:
+                j = fitted.index(c)
+                proba[:, ci] = m._proba(raw[:, j])
+                idx[:, ci, :kk] = m.columns_[cand][order[:, j, :kk]]
+                val[:, ci, :kk] = vals[:, j, :kk]
+            else:                                  # a constant model: nothing to explain
+                proba[:, ci] = m._proba(m._raw(Xa[:, m.columns_]))
+                idx[:, ci, :kk] = m.columns_[cand[:kk]]
         return proba, idx, val
+
+    def _walker(self, width: int) -> tuple[TreeWalker | None, tuple[str, ...]]:
+        """One compiled walker over the trees of every fitted component model (each row is read once)."""
+        hit = self._walkers.get(width)
+        if hit is None:
+            fitted = tuple(c for c in self.components if self.models[c].estimator_ is not None)
+            walker = TreeWalker([self.models[c].estimator_ for c in fitted],
+                                [self.models[c].columns_ for c in fitted]) if fitted else None
+            hit = self._walkers[width] = (walker, fitted)
+        return hit
 
     def _candidates(self, component: str, n: int) -> NDArray[np.int64]:
         """Model columns explained for ``component``: the ``n`` with the largest mean |contribution| on training
@@ -184,7 +204,7 @@ class RiskModelSet:
                      ) -> list[list[list[tuple[str, float]]]]:
         """Per row, per component: the ``k`` features raising the risk most, ``(name, Δ log-odds)``.
 
-        Method: path contributions (``models.risk.attribution.TreePaths``) of the
+        Method: path contributions (``models.risk.attribution.TreeWalker``) of the
         ``n_candidates`` globally most important features of that component's model and the
         ``n_candidates`` with the most split gain.
         """

@@ -1,17 +1,18 @@
-"""Per-row feature attribution: "median replacement" differences of the log-odds.
+"""Per-row feature attribution: path contributions from a compiled walk of the trees (``TreeWalker``, used
+for scoring) and "median replacement" differences of the log-odds (``contributions``, for global importance).
 
-For a row ``x`` and feature ``j`` the contribution is
+For a row ``x`` and feature ``j`` the median-replacement contribution is
 
     c_j(x) = f(x) - f(x with x_j := median_j)
 
 where ``f`` is the model's (uncalibrated) log-odds and ``median_j`` the feature's
 median over the training rows. Positive = the feature's value raises the risk
 compared with a typical vehicle. It is exact for what it measures (one model call
-per feature, no sampling) but ignores interactions beyond one feature at a time.
-To stay fast only the ``n_candidates`` globally most important features (mean |c_j|
-on a training sample, ``global_importance``) are evaluated per row, all rows and
-candidates in one vectorised model call per chunk. Calibration is monotone, so the
-ranking is the same on the probability scale.
+per feature, no sampling) but ignores interactions beyond one feature at a time,
+and costs a model evaluation per feature: training uses it for the models' global
+importance (mean |c_j| on a training sample, ``global_importance``), which picks the
+features the stream explains per row with path contributions. Calibration is
+monotone, so rankings are the same on the probability scale.
 
 >>> f = lambda X: 2.0 * X[:, 0] - X[:, 1]
 >>> X = np.array([[1.0, 0.0], [0.0, 3.0]]); med = np.zeros(2)
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -57,110 +59,166 @@ def global_importance(decision: Decision, X: NDArray[np.float64], medians: NDArr
     return np.abs(c).mean(axis=0)
 
 
-def top_k(contrib: NDArray[np.float64], names: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
-    """Per row, the ``k`` largest contributions (risk-raising first) as ``(name, log-odds)``."""
-    k = min(k, contrib.shape[1])
-    order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-    vals = np.take_along_axis(contrib, order, axis=1)
-    return [[(names[j], float(v)) for j, v in zip(o, r)] for o, r in zip(order.tolist(), vals.tolist())]
+class TreeWalker:
+    """Probabilities and path contributions of fitted binary ``HistGradientBoostingClassifier``s.
 
+    The trees of all the given models are flattened into node arrays (feature, threshold,
+    children, leaf value) and walked row by row by one compiled loop (numba): each row is
+    read once for all models. Per row and model it yields
 
-class TreePaths:
-    """Leaf lookup and path contributions of one fitted binary ``HistGradientBoostingClassifier``.
-
-    Every tree is walked once per row by scikit-learn's own compiled predictor, on a copy
-    of the tree whose node values are the node numbers, so the walk returns the leaf of
-    each row. From the leaves, in numpy:
-
-    * the log-odds: the baseline plus each tree's leaf value, added in tree order —
+    * the log-odds: the model's baseline plus each tree's leaf value, added in tree order —
       bit for bit what ``decision_function`` returns;
-    * per feature, its path contribution (Saabas' decomposition, as in ``treeinterpreter``):
-      each split on the path from the root to the leaf moves the expected log-odds — the
-      count-weighted mean of the leaf values below a node — from the node to its child;
-      that change is credited to the split's feature. Over all features the contributions
-      add up to leaf value minus root expectation, so log-odds = baseline + Σ root
-      expectations + Σ contributions, exactly.
+    * per explained feature, its path contribution (Saabas' decomposition, as in
+      ``treeinterpreter``): each split on the path from the root to the leaf moves the
+      expected log-odds — the count-weighted mean of the leaf values below a node — from the
+      node to its child; that change is credited to the split's feature. Over all features
+      the contributions add up to leaf value minus root expectation, so log-odds = baseline +
+      Σ root expectations + Σ contributions, exactly (up to rounding).
 
-    One walk per tree gives both the probability and the explanation (median replacement,
-    ``contributions``, needs a whole model evaluation per explained feature).
+    ``columns[m]`` maps model ``m``'s feature positions to the columns of the matrices passed
+    in, so rows are read in place (no column selection copy). One walk gives both the
+    probability and the explanation; the median-replacement method (``contributions``) needs
+    a whole model evaluation per explained feature.
     """
 
-    def __init__(self, estimator: Any, n_columns: int) -> None:
-        from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
+    def __init__(self, estimators: Sequence[Any], columns: Sequence[NDArray[np.int64]]) -> None:
+        if len(estimators) != len(columns) or not estimators:
+            raise ValueError("TreeWalker needs one column map per estimator, and at least one estimator")
+        self.baselines = np.array([float(np.asarray(e._baseline_prediction).ravel()[0]) for e in estimators])
+        parts, owner, feature = [], [], []
+        for m, (est, cols) in enumerate(zip(estimators, columns)):
+            for (predictor,) in est._predictors:
+                nodes = predictor.nodes
+                if nodes["is_categorical"].any():
+                    raise ValueError("categorical splits are not supported by TreeWalker")
+                parts.append(nodes)
+                owner.append(m)
+                feature.append(np.asarray(cols, dtype=np.int64)[nodes["feature_idx"]])
+        sizes = np.array([len(p) for p in parts], dtype=np.int64)
+        self.roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.tree_model = np.array(owner, dtype=np.int64)
+        self.n_columns = [len(c) for c in columns]
+        nodes = np.concatenate(parts)
+        shift = np.repeat(self.roots, sizes)
+        self.node_model = np.repeat(self.tree_model, sizes)
+        self.model_feature = nodes["feature_idx"].astype(np.int64)   # position among its model's columns
+        self.feature = np.concatenate(feature)                       # column of the matrices walked
+        self.threshold = nodes["num_threshold"].astype(np.float64)
+        self.leaf = nodes["is_leaf"].astype(np.bool_)
+        self.left = nodes["left"].astype(np.int64) + shift
+        self.right = nodes["right"].astype(np.int64) + shift
+        self.missing_left = nodes["missing_go_to_left"].astype(np.bool_)
+        self.value = nodes["value"].astype(np.float64)
+        self.delta = np.zeros(len(nodes))                     # expected log-odds change parent -> this node
+        for part, off in zip(parts, self.roots):
+            expect = _expectations(part)
+            inner = np.flatnonzero(part["is_leaf"] == 0)
+            for side in ("left", "right"):
+                child = part[side][inner].astype(np.int64)
+                self.delta[off + child] = expect[child] - expect[inner]
+        self._slots: dict[bytes, tuple[NDArray[np.int64], NDArray[np.int64]]] = {}
 
-        self._predict_raw = _predict_from_raw_data
-        self.baseline = float(np.asarray(estimator._baseline_prediction).ravel()[0])
-        self._known_cat, self._f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
-        self.trees: list[tuple[Any, Any, NDArray[np.float64], NDArray[np.float64]]] = []
-        self._tables: dict[bytes, list[NDArray[np.float64]]] = {}     # per column selection, its table rows
-        for (predictor,) in estimator._predictors:
-            nodes = predictor.nodes
-            walk = nodes.copy()
-            walk["value"] = np.arange(len(nodes), dtype=np.float64)     # the walk returns the node number
-            self.trees.append((walk, predictor.raw_left_cat_bitsets, nodes["value"].astype(np.float64),
-                               _path_table(nodes, n_columns)))
+    def _slot(self, explained: Sequence[NDArray[np.int64]]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Per node, the contribution column its split credits (model ``m``'s ``explained[m]`` side by side,
+        then one scratch column for everything else); and where each model's block starts."""
+        key = b"|".join(np.asarray(e, dtype=np.int64).tobytes() for e in explained)
+        hit = self._slots.get(key)
+        if hit is None:
+            starts = np.concatenate([[0], np.cumsum([len(e) for e in explained])]).astype(np.int64)
+            scratch = int(starts[-1])
+            slot = np.full(len(self.leaf), scratch, dtype=np.int64)
+            for m, e in enumerate(explained):
+                where = np.full(self.n_columns[m], scratch, dtype=np.int64)
+                where[np.asarray(e, dtype=np.int64)] = starts[m] + np.arange(len(e))
+                mine = (self.node_model == m) & ~self.leaf
+                slot[mine] = where[self.model_feature[mine]]
+            hit = self._slots[key] = (slot, starts)
+        return hit
 
-    def leaves(self, X: NDArray[np.float64]) -> list[NDArray[np.intp]]:
-        """Leaf node number of every row, per tree (``X``: the model's columns, float64, C or F order)."""
-        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    def walk(self, X: NDArray[np.float64], explained: Sequence[NDArray[np.int64]]
+             ) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
+        """Log-odds ``(n, n_models)`` and per model the path contributions ``(n, len(explained[m]))``.
 
-        n_threads = _openmp_effective_n_threads()
-        out = []
-        buf = np.empty(len(X), dtype=np.float64)
-        for walk, raw_cat, _, _ in self.trees:
-            self._predict_raw(walk, X, raw_cat, self._known_cat, self._f_idx_map, n_threads, buf)
-            out.append(buf.astype(np.intp))
-        return out
+        ``X``: float64 rows holding the columns given to the constructor; ``explained[m]``: the
+        feature positions of model ``m`` whose contributions are returned."""
+        Xc = np.ascontiguousarray(X, dtype=np.float64)
+        slot, starts = self._slot(explained)
+        raw = np.empty((len(Xc), len(self.baselines)))
+        contrib = np.zeros((len(Xc), int(starts[-1]) + 1))
+        _walk(Xc, self.roots, self.tree_model, self.feature, self.threshold, self.left, self.right,
+              self.missing_left, self.leaf, self.value, self.delta, slot, self.baselines, raw, contrib)
+        return raw, [contrib[:, starts[m]:starts[m + 1]] for m in range(len(explained))]
 
-    def raw(self, leaves: list[NDArray[np.intp]]) -> NDArray[np.float64]:
-        """Log-odds of the rows (equal to the estimator's ``decision_function``)."""
-        n = len(leaves[0]) if leaves else 0
-        raw = np.full(n, self.baseline)
-        for (_, _, values, _), leaf in zip(self.trees, leaves):
-            raw += values[leaf]
-        return raw
-
-    def contributions(self, leaves: list[NDArray[np.intp]], columns: NDArray[np.int64]) -> NDArray[np.float64]:
-        """``(n, len(columns))`` path contributions to the log-odds of the model columns ``columns``."""
-        n = len(leaves[0]) if leaves else 0
-        key = np.asarray(columns, dtype=np.int64).tobytes()
-        tables = self._tables.get(key)
-        if tables is None:
-            tables = self._tables[key] = [np.ascontiguousarray(t[3][:, columns]) for t in self.trees]
-        out = np.zeros((n, len(columns)))
-        for table, leaf in zip(tables, leaves):
-            out += table[leaf]
-        return out
+    def top(self, X: NDArray[np.float64], explained: Sequence[NDArray[np.int64]], k: int
+            ) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.float64]]:
+        """Log-odds ``(n, n_models)`` and, per row and model, the ``k`` largest path contributions among
+        ``explained[m]``: their positions in ``explained[m]`` and values ``(n, n_models, k)``, largest first
+        (ties: the earlier position first). Models with fewer than ``k`` explained features are padded
+        with position 0 and value 0."""
+        Xc = np.ascontiguousarray(X, dtype=np.float64)
+        slot, starts = self._slot(explained)
+        n, M = len(Xc), len(self.baselines)
+        raw = np.empty((n, M))
+        contrib = np.zeros((n, int(starts[-1]) + 1))
+        _walk(Xc, self.roots, self.tree_model, self.feature, self.threshold, self.left, self.right,
+              self.missing_left, self.leaf, self.value, self.delta, slot, self.baselines, raw, contrib)
+        order = np.zeros((n, M, k), dtype=np.intp)
+        vals = np.zeros((n, M, k))
+        _top_k_blocks(contrib, starts, k, order, vals)
+        return raw, order, vals
 
 
-def _path_table(nodes: Any, n_columns: int) -> NDArray[np.float64]:
-    """``(n_nodes, n_columns)``: for each leaf, the contribution of every column along its path (0 elsewhere)."""
-    n = len(nodes)
+def _expectations(nodes: Any) -> NDArray[np.float64]:
+    """Per node of one tree, the count-weighted mean of the leaf values below it (children follow parents)."""
     expect = nodes["value"].astype(np.float64).copy()
     count = nodes["count"].astype(np.float64)
-    for i in range(n - 1, -1, -1):                       # children come after their parent
+    for i in range(len(nodes) - 1, -1, -1):
         if not nodes["is_leaf"][i]:
             lft, rgt = int(nodes["left"][i]), int(nodes["right"][i])
             w = count[lft] + count[rgt]
             expect[i] = (count[lft] * expect[lft] + count[rgt] * expect[rgt]) / w if w else 0.5 * (
                 expect[lft] + expect[rgt])
-    table = np.zeros((n, n_columns))
-    stack = [(0, np.zeros(n_columns))]
-    while stack:
-        i, acc = stack.pop()
-        if nodes["is_leaf"][i]:
-            table[i] = acc
-            continue
-        f = int(nodes["feature_idx"][i])
-        for child in (int(nodes["left"][i]), int(nodes["right"][i])):
-            a = acc.copy()
-            a[f] += expect[child] - expect[i]
-            stack.append((child, a))
-    return table
+    return expect
 
 
-def top_k_arrays(contrib: NDArray[np.float64], k: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """Per row, the column positions and values of the ``k`` largest contributions (largest first)."""
-    k = min(k, contrib.shape[1])
-    order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-    return order, np.take_along_axis(contrib, order, axis=1)
+@numba.njit(cache=True, nogil=True)
+def _walk(X, roots, tree_model, feature, threshold, left, right, missing_left, leaf, value, delta, slot, baselines,
+          raw, contrib):  # pragma: no cover - compiled
+    """Every row through every tree: log-odds into ``raw``, contributions (by ``slot``) into ``contrib``.
+    Each model's leaf values are added in its tree order, as scikit-learn adds them."""
+    for r in range(X.shape[0]):
+        for m in range(baselines.shape[0]):
+            raw[r, m] = baselines[m]
+        for t in range(roots.shape[0]):
+            i = roots[t]
+            while not leaf[i]:
+                x = X[r, feature[i]]
+                if np.isnan(x):
+                    c = left[i] if missing_left[i] else right[i]
+                elif x <= threshold[i]:
+                    c = left[i]
+                else:
+                    c = right[i]
+                contrib[r, slot[i]] += delta[c]
+                i = c
+            raw[r, tree_model[t]] += value[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_k_blocks(contrib, starts, k, order, vals):  # pragma: no cover - compiled
+    """Per row and block ``contrib[:, starts[m]:starts[m + 1]]``, the ``k`` largest values, largest first, ties by
+    position (= a stable argsort of the negated block): positions in the block into ``order[:, m]``, values into
+    ``vals[:, m]``."""
+    used = np.zeros(contrib.shape[1], dtype=np.bool_)
+    for r in range(contrib.shape[0]):
+        for m in range(starts.shape[0] - 1):
+            a, b = starts[m], starts[m + 1]
+            used[a:b] = False
+            for j in range(min(k, b - a)):
+                best = -1
+                for q in range(a, b):
+                    if not used[q] and (best < 0 or contrib[r, q] > contrib[r, best]):
+                        best = q
+                used[best] = True
+                order[r, m, j] = best - a
+                vals[r, m, j] = contrib[r, best]

@@ -8,12 +8,13 @@ routes missing values natively, so nothing is imputed.
 
 The same builder (:class:`FeatureRows`) makes training rows (``models.risk.replay`` adds
 one at the end of every UTC day) and scoring rows in the stream (:func:`feature_matrix`),
-so the two cannot drift apart. It is batched: one pass over the twins copies out the raw
-numbers of each ``HistoryState`` (``msgspec.structs.astuple`` of its sub-structs, the
-30-day ring, the rainflow residue), then every feature — rainflow residue counts and
-CIPS08 damage, the 7/30-day windows, SoH slope, ratios and rates — is computed for
-all rows column-wise with numpy. The weather exposure is summed per (cell, UTC day)
-and per distinct residency list once (:class:`ExposureCache`). A test checks the
+so the two cannot drift apart. It is batched: one pass over the twins packs the raw
+numbers of each twin into bytes (one ``struct`` call per twin, the rainflow stack and
+the 30-day ring apart), then every feature — rainflow residue counts and CIPS08 damage,
+the 7/30-day windows, SoH slope, ratios and rates — is computed for all rows column-wise
+with numpy. The 30-day ring is summarised once a day per vehicle (``_RING_SUMMARIES``);
+the weather exposure is looked up once per (cell, UTC day) and summed once per distinct
+residency list, all lists of a batch together (:class:`ExposureCache`). A test checks the
 result against the straightforward per-twin computation (``tests/risk/reference_features.py``).
 
 >>> from twins.twin import new_twin
@@ -29,25 +30,22 @@ from __future__ import annotations
 
 import gc
 import math
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
-from msgspec.structs import astuple
 from numpy.typing import NDArray
 
 from twins.history import FEATURE_NAMES as HISTORY_FEATURE_NAMES
-from twins.history.battery import BatteryState
 from twins.history.daily import AH, DCKWH, DCS, DIST, DRIVE, HARSH, INV_MAX, N_COLS, N_DAYS, N_TOTALS, NO_DATA, \
     PACK_MAX, SCALE
 from twins.history.daily import SOH as SOH_COL
 from twins.history.dtc import ONSET_TAU_DAYS as DTC_TAU_DAYS
 from twins.history.dtc import TRACKED as DTC_TRACKED
 from twins.history.inverter import _K_FIXED, CIPS08_B1, CIPS08_B2, DT_EDGES, MEAN_EDGES, N_BINS, RESIDUE_MAX
-from twins.history.lv_battery import LvState
-from twins.history.motor import MotorState
-from twins.history.usage import UsageState
 from twins.residency import HISTORY_HOURS, HourlyLookup, Residency, exposure
 from twins.signals import SLOT
 from twins.twin import Twin
@@ -154,41 +152,98 @@ _LARGE_BINS = tuple(n for n in HISTORY_FEATURE_NAMES
                     if n.startswith(("inv_cycles_dt_20_40", "inv_cycles_dt_40_60", "inv_cycles_dt_60up")))
 _E = len(EXPOSURE_FEATURE_NAMES)
 _HIX = {n: i for i, n in enumerate(HISTORY_FEATURE_NAMES)}
-#: Scalar fields of the history sub-structs, read with ``msgspec.structs.astuple`` (positions by name, so
-#: fields appended later do not shift anything).
-_SUB = (("battery", BatteryState), ("motor", MotorState), ("lv", LvState), ("usage", UsageState))
-_SUB_OFFSET: dict[str, dict[str, int]] = {}
-_off = 0
-for _name, _cls in _SUB:
-    _SUB_OFFSET[_name] = {f: _off + i for i, f in enumerate(_cls.__struct_fields__)}
-    _off += len(_cls.__struct_fields__)
-_N_SUB = _off
 _N_DTC = len(DTC_TRACKED)
-# columns of the per-twin row (``FeatureRows.add``): these, then the sub-struct fields, base, bins
-(_C_OBS, _C_NUPD, _C_LAST, _C_IPEAK, _C_I80, _C_I100, _C_IDMG, _C_CAND, _C_DIR, _C_DAY, _C_FIRST, _C_IMAX, _C_PMAX,
- _C_FSEEN, _C_LSEEN, _C_NAPP, _C_ODO, _C_SOH, _C_LV) = range(19)
-_C_SUB = 19
-_C_BASE = _C_SUB + _N_SUB
-_C_BINS = _C_BASE + N_TOTALS
-_N_COLS_ROW = _C_BINS + N_BINS
-# trouble-code sightings (kept only for twins that ever saw a tracked code): last seen, onsets, onset time
-_D_SEEN, _D_ONSETS, _D_AT = 0, _N_DTC, 2 * _N_DTC
+#: The numbers ``FeatureRows.add`` copies out of every twin, in the order it packs them (``_ROW``): float64 ...
+_ROW_FLOATS: tuple[str, ...] = (
+    "observed_s", "inv_peak_c", "inv_above80_s", "inv_above100_s", "inv_damage", "rf_cand", "day_inv_max",
+    "day_pack_max", "odo", "soh_now", "lv_now", "ah_as", "soc_swing_pct", "dc_kws", "soc_hi_s", "soc_lo_s",
+    "arr_eq_s", "arr_obs_s", "cell_peak_c", "soh", "motor_peak_c", "above120_s", "above150_s", "load_s",
+    "wake_min_v", "wake_last_v", "lv_min_v", "below_s", "distance_km", "driving_s",
+    *(f"base_{k}" for k in range(N_TOTALS)))
+#: ... then int64: yesterday's row of the 30-day ring, ``stack_len`` = length of the rainflow stack,
+#: ``exposure`` = index of the twin's residency list among the rows' distinct ones, the inverter cycle bins.
+_ROW_INTS: tuple[str, ...] = (
+    "day", "first_day", *(f"yesterday_{k}" for k in range(N_COLS)), "n_updates", "direction", "first_seen",
+    "last_seen", "n_applied", "dc_sessions", "wakes", "cold_wakes", "lv_events", "harsh_accel", "harsh_brake",
+    "stack_len", "exposure", *(f"bin_{k}" for k in range(N_BINS)))
+_NF = len(_ROW_FLOATS)
+#: One struct call per twin converts its numbers while they are in the CPU cache: ~15 ns a number, where
+#: collecting them first and converting all at the end (``np.array``) took ~45.
+_ROW = struct.Struct(f"<{_NF}d{len(_ROW_INTS)}q")
+_NO_ROW = bytes(_ROW.size)
+_F_BASE = _ROW_FLOATS.index("base_0")
+_I_BINS = _NF + _ROW_INTS.index("bin_0")
+#: The rows (of the unpacked ``_ROW``) that fingerprint a twin's 30-day ring (see ``_RingSummaries``): day,
+#: first day, the totals at the day's first reading, yesterday's ring row and the twin's first reading time.
+_FINGERPRINT = np.array([_NF, _NF + 1, *range(_F_BASE, _F_BASE + N_TOTALS), *range(_NF + 2, _NF + 2 + N_COLS),
+                         _NF + _ROW_INTS.index("first_seen")])
+_RING = struct.Struct(f"<{N_DAYS * N_COLS}i")        # int32: the ring holds small quantised ints
+_NO_RING = bytes(_RING.size)
+# trouble-code sightings (kept only for twins that ever saw a tracked code): the twin's last update, then per
+# tracked code last seen, onsets and onset time
+_D_LAST, _D_SEEN, _D_ONSETS, _D_AT = 0, 1, 1 + _N_DTC, 1 + 2 * _N_DTC
+_N_D = 1 + 3 * _N_DTC
+_SIGHTINGS = struct.Struct(f"<{_N_D}d")
 _DT_EDGES = np.array(DT_EDGES)
 _MEAN_EDGES = np.array(MEAN_EDGES)
 _SCALE6 = np.array(SCALE[:N_TOTALS])
-# ring summary columns: stored sums of the totals over the 7- and 30-day windows, stored maxima (-inf = none)
+# ring summary rows: stored sums of the totals over the 7- and 30-day windows, stored maxima (-inf = none)
 # of the inverter and cell temperature per window, and the SoH regression sums (x = day - current day)
 _S_SUM7, _S_SUM30 = 0, N_TOTALS
 _S_INV7, _S_INV30, _S_CELL7, _S_CELL30 = 2 * N_TOTALS, 2 * N_TOTALS + 1, 2 * N_TOTALS + 2, 2 * N_TOTALS + 3
 _S_N, _S_X, _S_Y, _S_XX, _S_XY = range(2 * N_TOTALS + 4, 2 * N_TOTALS + 9)
 _N_SUMMARY = 2 * N_TOTALS + 9
-_NO_SUMMARY = (0.0,) * (2 * N_TOTALS) + (-math.inf,) * 4 + (0.0,) * 5
-#: Per VIN, the last ring summary and the fingerprint of the ring it was computed from (see ``FeatureRows``):
-#: the 30-day ring changes only when a day rolls over (``twins.history.daily.roll_day``), which moves ``day``
-#: and resets ``base``, so a twin scored again the same day reuses its summary instead of reading its 270
-#: ring numbers again. One entry per vehicle (~1.5 kB).
-_RING_SUMMARIES: dict[str, tuple[tuple[Any, ...], tuple[float, ...]]] = {}
+_NO_SUMMARY = np.array((0.0,) * (2 * N_TOTALS) + (-math.inf,) * 4 + (0.0,) * 5)
+_UNKNOWN_AGES = (None,) * len(COMPONENTS)
+_UNKNOWN_AGES_LIST = [None] * len(COMPONENTS)
 RING_CACHE_MAX = 1_000_000
+
+
+class _RingSummaries:
+    """Per VIN, the last 30-day ring summary and the fingerprint of the ring it was computed from:
+    ``(day, first_day, base, yesterday's ring row, first_seen)``.
+
+    The ring changes only when a day rolls over (``twins.history.daily.roll_day``), which moves
+    ``day`` and resets ``base`` (the cumulative totals at the day's first reading), so a twin scored
+    again the same day reuses its summary instead of reading its 270 ring numbers again. A twin
+    replaced by another history of the same VIN and day (rebuilt from other data, restored) is
+    told apart by its totals, yesterday's row or first reading; a ring edited in place in an older
+    row only, with all of these unchanged, is not (comparing every ring number would cost about
+    as much as summarising it). Rows of two arrays, so that a batch compares and reads all its
+    rows at once; ~0.5 kB per vehicle.
+    """
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.fingerprints = np.empty((0, len(_FINGERPRINT)))
+        self.summaries = np.empty((0, _N_SUMMARY))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def clear(self) -> None:
+        """Forget every summary (the next scoring of each vehicle summarises its ring again)."""
+        self.index.clear()
+
+    def store(self, vins: Sequence[str], fingerprints: NDArray[np.float64], summaries: NDArray[np.float64]) -> None:
+        """Keep these summaries (the last one of a VIN given twice)."""
+        if len(self.index) + len(vins) > RING_CACHE_MAX:
+            self.clear()
+        index = self.index
+        rows = [index.setdefault(vin, len(index)) for vin in vins]
+        grow = max(len(index), 2 * len(self.summaries)) - len(self.summaries)
+        if len(index) > len(self.summaries):
+            self.fingerprints = np.concatenate([self.fingerprints, np.empty((grow, len(_FINGERPRINT)))])
+            self.summaries = np.concatenate([self.summaries, np.empty((grow, _N_SUMMARY))])
+        self.fingerprints[rows] = fingerprints
+        self.summaries[rows] = summaries
+
+
+#: The ring summaries of the vehicles scored in this process (``FeatureRows(reuse_ring_summaries=True)``).
+_RING_SUMMARIES = _RingSummaries()
+_MSGPACK = msgspec.msgpack.Encoder()
+#: A msgpack float 64: the 0xcb marker, then the big-endian IEEE 754 double.
+_MSGPACK_DOUBLE = np.dtype([("marker", "u1"), ("value", ">f8")])
 
 
 @contextmanager
@@ -204,116 +259,181 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _doubles(items: list[Any]) -> NDArray[np.float64]:
+    """``np.array(items, dtype=float64)``, ~4 ns a number instead of ~40: msgspec writes a list of Python
+    floats as msgpack in one C call, every float as 9 bytes (0xcb + big-endian double), and numpy reads them
+    in place. A list holding anything else (an int, a bool, None) takes ``np.array`` (None = NaN)."""
+    n = len(items)
+    buf = _MSGPACK.encode(items)
+    head = 1 if n < 16 else 3 if n < 65536 else 5          # fixarray / array 16 / array 32 header
+    if len(buf) == head + 9 * n:
+        a = np.frombuffer(buf, _MSGPACK_DOUBLE, offset=head)
+        if (a["marker"] == 0xCB).all():                   # the first item of another kind would sit on one
+            return a["value"].astype(np.float64)
+    return np.array(items, dtype=np.float64)
+
+
+def _ints(items: list[Any]) -> NDArray[np.float64]:
+    """``np.array(items, dtype=float64)`` for Python ints: packed as int64 by one ``struct.pack`` (~14 ns a
+    number; ``np.array`` takes ~35). Anything else takes ``np.array``."""
+    try:
+        return np.frombuffer(struct.pack(f"<{len(items)}q", *items), np.int64).astype(np.float64)
+    except (struct.error, OverflowError):                 # a float, None, or beyond int64
+        return np.array(items, dtype=np.float64)
+
+
+def exposure_key(res: Residency) -> tuple[Any, ...]:
+    """What the exposure of ``res`` depends on: its cells, starts and ends (``cells + starts + ends``)."""
+    return (*res.cells, *res.starts, *res.ends)
+
+
 class ExposureCache:
     """Weather exposure (``twins.residency.exposure``) of many residency lists against one weather lookup.
 
-    Each (cell, UTC day) is looked up once (24 hours, kept as per-hour values), and each distinct
-    residency list — its intervals clipped to the 30-day window — is summed once: vehicles parked in
-    the same cell over the same hours share the result. Results equal ``exposure()`` up to the
-    rounding of the summation order; residency lists with overlapping intervals (stays in two cells
-    within one hour) are computed by ``exposure()`` itself. Weather that arrives later is not seen by
-    an existing cache: make one per batch in the stream (``feature_matrix`` does).
+    Each (cell, UTC day) is looked up once (24 hours), each distinct residency list
+    (:func:`exposure_key`) is summed once, and all new lists of a batch are summed together with
+    numpy (:meth:`of_keys`): an interval's sum is a difference of hourly prefix sums per UTC day
+    it covers. Results equal ``exposure()`` up to the rounding of the summation order;
+    residency lists with overlapping intervals (stays in two cells within one hour) are computed
+    by ``exposure()`` itself. Weather that arrives later is not seen by an existing cache: make
+    one per batch in the stream (``feature_matrix`` does).
     """
 
     def __init__(self, hourly_lookup: HourlyLookup, max_entries: int = 500_000) -> None:
         self.lookup = hourly_lookup
         self.max_entries = max_entries
-        self._days: dict[tuple[str, int], tuple[list[float], list[float], list[float], list[float]]] = {}
-        self._lists: dict[Any, tuple[float, float, float, float]] = {}
+        self._days: dict[tuple[str, int], list[tuple[float, float, float, float]]] = {}
+        self._lists: dict[tuple[Any, ...], tuple[float, float, float, float]] = {}
 
-    def _day(self, cell: str, day: int) -> tuple[list[float], list[float], list[float], list[float]]:
+    def _hours(self, cell: str, day: int) -> list[tuple[float, float, float, float]]:
+        """The hot, cold, wet and observed hours of ``cell`` for each hour of ``day`` (looked up once)."""
         hit = self._days.get((cell, day))
         if hit is None:
-            hot, cold, wet, seen = [0.0] * 24, [0.0] * 24, [0.0] * 24, [0.0] * 24
+            hit = self._days[(cell, day)] = [(0.0, 0.0, 0.0, 0.0)] * 24
             lookup = self.lookup
             for h in range(24):
                 obs = lookup(cell, day * 24 + h)
-                if obs is None:
-                    continue
-                temp, rh = obs
-                seen[h] = 1.0
-                hot[h] = max(0.0, temp - 35.0)
-                cold[h] = max(0.0, -10.0 - temp)
-                if rh != MISSING and rh >= 80.0:
-                    wet[h] = 1.0
-            hit = self._days[(cell, day)] = (hot, cold, wet, seen)
+                if obs is not None:
+                    temp, rh = obs
+                    hit[h] = (max(0.0, temp - 35.0), max(0.0, -10.0 - temp),
+                              1.0 if rh != MISSING and rh >= 80.0 else 0.0, 1.0)
         return hit
-
-    def _interval(self, cell: str, a: int, b: int) -> tuple[float, float, float, float]:
-        hot = cold = wet = seen = 0.0
-        for day in range(a // 24, b // 24 + 1):
-            lo, hi = max(a - day * 24, 0), min(b - day * 24, 23) + 1
-            dh, dc, dw, ds = self._day(cell, day)
-            hot += sum(dh[lo:hi])
-            cold += sum(dc[lo:hi])
-            wet += sum(dw[lo:hi])
-            seen += sum(ds[lo:hi])
-        return hot, cold, wet, seen
 
     def of(self, res: Residency) -> tuple[float, float, float, float]:
         """``EXPOSURE_FEATURE_NAMES`` of one residency list."""
-        cells, starts, ends = res.cells, res.starts, res.ends
-        if not cells:
-            return (0.0, 0.0, 0.0, 0.0)
-        if len(cells) == 1:
-            e = ends[0]
-            key: Any = (cells[0], max(starts[0], e - HISTORY_HOURS + 1), e)
-        else:            # the window start follows from the ends: the lists themselves are the key
-            key = (tuple(cells), tuple(starts), tuple(ends))
-        hit = self._lists.get(key)
-        if hit is not None:
-            return hit
-        if len(self._lists) >= self.max_entries or len(self._days) >= self.max_entries:
-            self._lists.clear()
+        hot, cold, wet, seen = self.of_keys([exposure_key(res)])[0].tolist()
+        return hot, cold, wet, seen
+
+    def of_keys(self, keys: Sequence[tuple[Any, ...]]) -> NDArray[np.float64]:
+        """``(len(keys), 4)``: ``EXPOSURE_FEATURE_NAMES`` of the residency lists with these :func:`exposure_key`."""
+        lists = self._lists
+        if len(lists) + len(keys) > self.max_entries or len(self._days) >= self.max_entries:
+            lists.clear()
             self._days.clear()
-        if len(cells) == 1:
-            hit = self._interval(*key) if key[1] <= key[2] else (0.0, 0.0, 0.0, 0.0)
-        else:
-            first = max(ends) - HISTORY_HOURS + 1
-            clipped = [max(s, first) for s in starts]
-            spans = sorted((s, e) for s, e in zip(clipped, ends) if s <= e)
-            if any(spans[i + 1][0] <= spans[i][1] for i in range(len(spans) - 1)):
-                ex = exposure(res, self.lookup)       # overlapping stays: hour-by-hour de-duplication
-                hit = tuple(ex[n] for n in EXPOSURE_FEATURE_NAMES)  # type: ignore[assignment]
-            else:
-                tot = [0.0, 0.0, 0.0, 0.0]
-                for cell, s, e in zip(cells, clipped, ends):
-                    if s <= e:
-                        for k, v in enumerate(self._interval(cell, s, e)):
-                            tot[k] += v
-                hit = (tot[0], tot[1], tot[2], tot[3])
-        self._lists[key] = hit  # type: ignore[assignment]
-        return hit  # type: ignore[return-value]
+        known = list(map(lists.get, keys))
+        new = [i for i, hit in enumerate(known) if hit is None]
+        if new:
+            fresh = list(map(tuple, self._sum([keys[i] for i in new]).tolist()))
+            lists.update(zip([keys[i] for i in new], fresh))
+            for i, hit in zip(new, fresh):
+                known[i] = hit
+        return np.array(known, dtype=np.float64).reshape(len(keys), 4)
+
+    def _sum(self, keys: list[tuple[Any, ...]]) -> NDArray[np.float64]:
+        """The exposures of residency lists, all at once: every interval clipped to its list's 30-day window
+        and cut at UTC midnights, each piece a difference of its (cell, day) prefix sums."""
+        out = np.zeros((len(keys), 4))
+        lens = [len(key) // 3 for key in keys]
+        todo = [i for i, k in enumerate(lens) if k]        # an empty list has no exposure
+        if not todo:
+            return out
+        cells: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        for i in todo:
+            key, k = keys[i], lens[i]
+            cells += key[:k]
+            starts += key[k:2 * k]
+            ends += key[2 * k:]
+        counts = np.array([lens[i] for i in todo])
+        owner = np.repeat(np.array(todo), counts)          # the list of each interval
+        e = _ints(ends).astype(np.int64)
+        newest = np.maximum.reduceat(e, np.cumsum(counts) - counts)
+        s = np.maximum(_ints(starts).astype(np.int64), np.repeat(newest - (HISTORY_HOURS - 1), counts))
+        names = list(dict.fromkeys(cells))
+        ids = dict(zip(names, range(len(names))))
+        cell = np.fromiter(map(ids.__getitem__, cells), np.int64, len(cells))
+        keep = s <= e
+        # lists with overlapping stays (two cells within one hour): exposure() counts each hour once. Their
+        # intervals are kept in start order, so only an unsorted list needs sorting first
+        order = np.flatnonzero(keep)
+        same = owner[order[1:]] == owner[order[:-1]]
+        if (s[order[1:]] < s[order[:-1]])[same].any():
+            order = order[np.lexsort((e[order], s[order], owner[order]))]
+            same = owner[order[1:]] == owner[order[:-1]]
+        overlapping = np.unique(owner[order[1:]][same & (s[order[1:]] <= e[order[:-1]])])
+        for i in overlapping.tolist():
+            k = lens[i]
+            res = Residency(list(keys[i][:k]), list(keys[i][k:2 * k]), list(keys[i][2 * k:]))
+            ex = exposure(res, self.lookup)
+            out[i] = [ex[name] for name in EXPOSURE_FEATURE_NAMES]
+        keep &= ~np.isin(owner, overlapping)
+        s, e, owner, cell = s[keep], e[keep], owner[keep], cell[keep]
+        if not len(s):
+            return out
+        # pieces: one per interval and UTC day it covers, summed from the (cell, day)'s hourly prefix sums
+        first_day = s // 24
+        n_days = e // 24 - first_day + 1
+        piece = np.repeat(np.arange(len(s)), n_days)
+        day = first_day[piece] + np.arange(len(piece)) - np.repeat(np.cumsum(n_days) - n_days, n_days)
+        lo = np.maximum(s[piece] - day * 24, 0)
+        hi = np.minimum(e[piece] - day * 24, 23) + 1
+        width = int(day.max()) + 1
+        pairs, which = np.unique(cell[piece] * width + day, return_inverse=True)   # distinct (cell, day)
+        hourly = np.array([self._hours(names[p // width], p % width) for p in pairs.tolist()])
+        prefix = np.zeros((len(pairs), 25, 4))
+        np.cumsum(hourly, axis=1, out=prefix[:, 1:])
+        sums = prefix[which, hi] - prefix[which, lo]    # (pieces, 4)
+        for q in range(4):
+            out[:, q] += np.bincount(owner[piece], weights=sums[:, q], minlength=len(keys))
+        return out
 
 
 class FeatureRows:
     """Feature rows of twins, collected now and computed column-wise later (``matrix``).
 
     ``add`` copies every number the features need out of the twins (so the twins may change
-    afterwards: the training replay adds a row per vehicle-day while it keeps merging) in
-    one pass of attribute reads (``msgspec.structs.astuple``); ``matrix`` computes all
-    features of all rows with numpy. Training (``models.risk.replay``) and the stream
-    (``feature_matrix``) both go through this class.
+    afterwards: the training replay adds a row per vehicle-day while it keeps merging) in one
+    pass of attribute reads, packed at once into float64/int64 bytes per twin (``_ROW``);
+    ``matrix`` computes all features of all rows from those with numpy. Training
+    (``models.risk.replay``) and the stream (``feature_matrix``) both go through this class.
+    ``reuse_ring_summaries`` reuses and keeps the 30-day ring summaries per VIN
+    (``_RING_SUMMARIES``): for scoring, where a twin is scored many times a day.
     """
 
     def __init__(self, weather: "ExposureCache | HourlyLookup", reuse_ring_summaries: bool = True) -> None:
         self.weather = weather if isinstance(weather, ExposureCache) else ExposureCache(weather)
         self.reuse = reuse_ring_summaries
-        self._flat: list[Any] = []
         self._n = 0
-        self._sightings: list[int] = []
-        self._sighting_rows: list[int] = []
-        self._summary: list[tuple[float, ...] | None] = []
-        self._ring: list[int] = []
+        self._rows: list[bytes] = []                      # _ROW per row, not yet unpacked into _blocks
+        self._blocks: list[NDArray[np.float64]] = []      # unpacked rows: (len(_ROW_FLOATS + _ROW_INTS), rows)
+        self._odd: list[tuple[int, tuple[Any, ...]]] = []  # rows _ROW could not pack (None, a float for an int)
+        self._stack: list[float] = []                     # the rainflow stacks, one after the other
+        self._exposure_keys: list[tuple[Any, ...]] = []   # the rows' distinct residency lists (exposure_key)
+        self._exposure_index: dict[tuple[Any, ...], int] = {}
+        self._known_rows: list[NDArray[np.intp]] = []     # rows whose ring summary is known ...
+        self._known: list[NDArray[np.float64]] = []       # ... and those summaries
+        self._rings: list[bytes] = []                     # _RING of the rows whose summary matrix computes
+        self._odd_rings: list[tuple[int, list[Any]]] = []  # (index in _rings, ring) of rings _RING could not pack
         self._ring_rows: list[int] = []
-        self._ring_keys: list[tuple[str, tuple[Any, ...]]] = []
-        self._stack: list[float] = []
-        self._stack_len: list[int] = []
-        self._exposure: list[tuple[float, float, float, float]] = []
-        self._dtc: list[tuple[int, Sequence[str]]] = []
+        self._ring_vins: list[str] = []
+        self._sightings: list[bytes] = []                 # _SIGHTINGS of the rows in _sighting_rows
+        self._sighting_rows: list[int] = []
+        self._dtc: list[tuple[int, Sequence[str]]] = []   # rows with active trouble codes
         self._now: list[int] = []
-        self._service: list[float] = []
-        self._ages: list[tuple[float, float, float, float]] = []
+        self._service: list[int | None] = []
+        self._age_rows: list[int] = []                    # rows with a known component age
+        self._ages: list[tuple[Any, ...]] = []
 
     def __len__(self) -> int:
         return self._n
@@ -321,117 +441,185 @@ class FeatureRows:
     def add(self, twins: Sequence[Twin], now_ms: Sequence[int], in_service_ms: Sequence[int | None],
             component_ages_days: Sequence[Mapping[str, float | None] | None]) -> None:
         """Collect one row per twin (the per-row arguments aligned with ``twins``)."""
-        ring, stack, stack_len = self._ring, self._stack, self._stack_len
-        ext, ext_ring, ext_stack, ap_len = self._flat.extend, ring.extend, stack.extend, stack_len.append
-        ext_seen, ap_seen = self._sightings.extend, self._sighting_rows.append
-        ap_exp, of = self._exposure.append, self.weather.of
-        ap_sum, get_sum = self._summary.append, (_RING_SUMMARIES.get if self.reuse else {}.get)
-        ap_ring_row, ap_ring_key = self._ring_rows.append, self._ring_keys.append
+        with paused_gc():
+            n0 = self._n
+            cached = self._add(twins)
+            self._n += len(twins)
+            if self.reuse and cached:
+                self._reuse_summaries(twins, n0, cached)
+            self._now.extend(now_ms)
+            self._service.extend(in_service_ms)
+            for i, a in enumerate(component_ages_days):
+                if a and [*a.values()] != _UNKNOWN_AGES_LIST:    # the common case: no repair or replacement known
+                    known = tuple(map(a.get, COMPONENTS))
+                    if known != _UNKNOWN_AGES:
+                        self._age_rows.append(n0 + i)
+                        self._ages.append(known)
+
+    def _add(self, twins: Sequence[Twin]) -> list[int]:
+        """The pass over the twins; returns the rows of their VINs in ``_RING_SUMMARIES`` (-1: none) when
+        reusing ring summaries, else packs every ring."""
+        ap_row, pack, pack_seen, ext_stack = self._rows.append, _ROW.pack, _SIGHTINGS.pack, self._stack.extend
+        exp_keys, exp_index = self._exposure_keys, self._exposure_index
+        exp_get = exp_index.get
+        ap_seen, ap_seen_row = self._sightings.append, self._sighting_rows.append
+        cached: list[int] = []
+        ap_cached, get_cached, reuse = cached.append, _RING_SUMMARIES.index.get, self.reuse
         dtc = self._dtc
         n0 = self._n
-        self._n += len(twins)
         nan = _NAN
-        no_summary = _NO_SUMMARY
         for i, tw in enumerate(twins):
             h = tw.history
             inv = h.inverter
             rf = inv.rf
             d = h.daily
-            dc = h.dtc
+            b = h.battery
+            m = h.motor
+            lv = h.lv
+            u = h.usage
             values = tw.values
-            odo, soh, lv, codes = values[_ODO], values[_SOH], values[_LV], values[_DTC]
-            ext((h.observed_s, h.n_updates, h.last_ms, inv.peak_c, inv.above80_s, inv.above100_s, inv.damage,
-                 rf.cand, rf.direction, d.day, d.first_day, d.inv_max, d.pack_max, tw.first_seen, tw.last_seen,
-                 tw.n_applied, nan if odo is None else odo, nan if soh is None else soh, nan if lv is None else lv))
-            ext(astuple(h.battery))
-            ext(astuple(h.motor))
-            ext(astuple(h.lv))
-            ext(astuple(h.usage))
-            ext(d.base)
-            ext(inv.bins_half)
-            if dc.active or any(dc.last_seen_ms):
-                ap_seen(n0 + i)
-                ext_seen(dc.last_seen_ms)
-                ext_seen(dc.onsets)
-                ext_seen(dc.onset_ms)
+            odo, soh, lvv = values[_ODO], values[_SOH], values[_LV]
             day = d.day
-            if day < 0:
-                ap_sum(no_summary)
-            else:
-                r = d.ring
-                j = (day - 1) % N_DAYS * N_COLS
-                key = (day, d.first_day, tuple(d.base), tuple(r[j:j + N_COLS]))
-                hit = get_sum(tw.vin)
-                summ = hit[1] if hit is not None and hit[0] == key else None
-                ap_sum(summ)
-                if summ is None:
-                    ext_ring(r)
-                    ap_ring_row(n0 + i)
-                    ap_ring_key((tw.vin, key))
+            ring = d.ring
+            j = (day - 1) % N_DAYS * N_COLS                   # yesterday's ring row
             st = rf.stack
             ext_stack(st)
-            ap_len(len(st))
-            ap_exp(of(tw.residency))
+            res = tw.residency
+            key = (*res.cells, *res.starts, *res.ends)      # exposure_key(res)
+            x = exp_get(key)
+            if x is None:
+                x = exp_index[key] = len(exp_keys)
+                exp_keys.append(key)
+            row = (h.observed_s, inv.peak_c, inv.above80_s, inv.above100_s, inv.damage, rf.cand, d.inv_max,
+                   d.pack_max, nan if odo is None else odo, nan if soh is None else soh, nan if lvv is None else lvv,
+                   b.ah_as, b.soc_swing_pct, b.dc_kws, b.soc_hi_s, b.soc_lo_s, b.arr_eq_s, b.arr_obs_s,
+                   b.cell_peak_c, b.soh, m.peak_c, m.above120_s, m.above150_s, m.load_s, lv.wake_min_v,
+                   lv.wake_last_v, lv.min_v, lv.below_s, u.distance_km, u.driving_s, *d.base,
+                   day, d.first_day, *ring[j:j + N_COLS], h.n_updates, rf.direction, tw.first_seen, tw.last_seen,
+                   tw.n_applied, b.dc_sessions, lv.wakes, lv.cold_wakes, lv.events, u.harsh_accel, u.harsh_brake,
+                   len(st), x, *inv.bins_half)
+            try:
+                ap_row(pack(*row))
+            except (struct.error, OverflowError):
+                ap_row(_NO_ROW)
+                self._odd.append((n0 + i, row))
+            dc = h.dtc
+            if dc.active or any(dc.last_seen_ms):
+                ap_seen_row(n0 + i)
+                seen = (h.last_ms, *dc.last_seen_ms, *dc.onsets, *dc.onset_ms)
+                try:
+                    ap_seen(pack_seen(*seen))
+                except (struct.error, OverflowError):
+                    ap_seen(np.array(seen, dtype=np.float64).tobytes())
+            if reuse:
+                ap_cached(get_cached(tw.vin, -1))
+            elif day >= 0:
+                self._add_ring(n0 + i, tw.vin, ring)
+            codes = values[_DTC]
             if codes:
                 dtc.append((n0 + i, codes))
-        self._now.extend(now_ms)
-        self._service.extend(nan if s is None else s for s in in_service_ms)
-        ap_age = self._ages.append
-        for a in component_ages_days:
-            if a is None:
-                ap_age((nan, nan, nan, nan))
-            else:
-                ap_age(tuple(nan if (x := a.get(c)) is None else float(x) for c in COMPONENTS))  # type: ignore
+        return cached
+
+    def _add_ring(self, row: int, vin: str, ring: list[int]) -> None:
+        """Copy the ring of ``row`` (its summary is computed by ``matrix``)."""
+        try:
+            self._rings.append(_RING.pack(*ring))
+        except (struct.error, OverflowError):
+            self._odd_rings.append((len(self._rings), ring[:]))
+            self._rings.append(_NO_RING)
+        self._ring_rows.append(row)
+        self._ring_vins.append(vin)
+
+    def _reuse_summaries(self, twins: Sequence[Twin], n0: int, cached: list[int]) -> None:
+        """Take the kept summaries of the rows from ``n0`` whose ring fingerprint is unchanged; copy the
+        rings of the others."""
+        fingerprints = self._unpacked()[-1][_FINGERPRINT]
+        index = np.array(cached, dtype=np.intp)
+        day = fingerprints[0]
+        same = (index >= 0) & (day >= 0)
+        same[same] = (_RING_SUMMARIES.fingerprints[index[same]] == fingerprints[:, same].T).all(axis=1)
+        self._known_rows.append(n0 + np.flatnonzero(same))
+        self._known.append(_RING_SUMMARIES.summaries[index[same]])
+        for k in np.flatnonzero(~same & (day >= 0)).tolist():
+            tw = twins[k]
+            self._add_ring(n0 + k, tw.vin, tw.history.daily.ring)
+
+    def _unpacked(self) -> list[NDArray[np.float64]]:
+        """``_blocks``, after unpacking the rows packed since the last call."""
+        if self._rows:
+            n = len(self._rows)
+            raw = np.frombuffer(b"".join(self._rows), np.float64).reshape(n, -1)
+            block = np.concatenate([raw[:, :_NF].T, raw.view(np.int64)[:, _NF:].T.astype(np.float64)])
+            for i, row in self._odd:                      # as np.array reads them (None = NaN)
+                block[:, i - (self._n - n)] = np.array(row, dtype=np.float64)
+            self._blocks.append(block)
+            self._rows, self._odd = [], []
+        return self._blocks
 
     def matrix(self, dtype: Any = np.float64) -> NDArray[Any]:
         """``(rows, N_FEATURES)`` in ``FEATURE_NAMES`` order (NaN = unknown)."""
+        with paused_gc():
+            return self._matrix(dtype)
+
+    def _matrix(self, dtype: Any) -> NDArray[Any]:
         n = self._n
-        out = np.empty((n, N_FEATURES), dtype=np.float64)
         if n == 0:
-            return out.astype(dtype, copy=False)
-        R = np.array(self._flat, dtype=np.float64).reshape(n, _N_COLS_ROW)
-        D = np.zeros((n, 3 * _N_DTC))
-        D[self._sighting_rows] = np.array(self._sightings, dtype=np.float64).reshape(-1, 3 * _N_DTC)
+            return np.empty((0, N_FEATURES), dtype=dtype)
+        blocks = self._unpacked()
+        rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+        col = dict(zip(_ROW_FLOATS + _ROW_INTS, rows))
+        D = np.frombuffer(b"".join(self._sightings), np.float64).reshape(-1, _N_D).T
+        ages = np.full((len(COMPONENTS), n), _NAN)
+        if self._ages:
+            ages[:, self._age_rows] = np.array(self._ages, dtype=np.float64).T
+        out = np.empty((N_FEATURES, n))                 # feature-major: every feature is written contiguously
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            _history_columns(R, self._summaries(R), np.array(self._stack, dtype=np.float64),
-                             np.array(self._stack_len, dtype=np.int64), D, out)
-            out[:, _H:_H + _E] = np.array(self._exposure, dtype=np.float64).reshape(n, _E)
-            _extra_columns(R, out, np.array(self._now, dtype=np.float64), np.array(self._service, dtype=np.float64),
-                           np.array(self._ages, dtype=np.float64).reshape(n, len(COMPONENTS)), self._dtc)
-        return out.astype(dtype, copy=False)
+            _history_columns(col, rows[_F_BASE:_F_BASE + N_TOTALS], rows[_I_BINS:], self._summaries(rows),
+                             _doubles(self._stack), D, np.array(self._sighting_rows, dtype=np.intp), out)
+            exposures = self.weather.of_keys(self._exposure_keys).T
+            out[_H:_H + _E] = exposures[:, col["exposure"].astype(np.intp)]
+            _extra_columns(col, out, np.array(self._now, dtype=np.float64),
+                           np.array(self._service, dtype=np.float64), ages, self._dtc)
+        return np.ascontiguousarray(out.T, dtype=dtype)
 
-
-    def _summaries(self, R: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``(n, _N_SUMMARY)`` ring summaries: cached ones, and the others from their rings (then cached)."""
-        miss = np.array(self._ring_rows, dtype=np.intp)
-        fresh = _ring_summary(np.array(self._ring, dtype=np.float64).reshape(len(miss), N_DAYS, N_COLS),
-                              R[miss, _C_DAY], R[miss, _C_FIRST]).tolist()
-        if len(_RING_SUMMARIES) + len(fresh) > RING_CACHE_MAX:
-            _RING_SUMMARIES.clear()
-        summary, keep = self._summary, self.reuse
-        for i, (vin, key), row in zip(self._ring_rows, self._ring_keys, fresh):
-            summary[i] = t = tuple(row)
-            if keep:
-                _RING_SUMMARIES[vin] = (key, t)
-        return np.array(summary, dtype=np.float64).reshape(len(R), _N_SUMMARY)
+    def _summaries(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``(_N_SUMMARY, n)`` ring summaries: the known ones, and the others from their rings (then kept)."""
+        summary = np.empty((self._n, _N_SUMMARY))
+        summary[:] = _NO_SUMMARY                           # rows without a day yet
+        if self._known:
+            summary[np.concatenate(self._known_rows)] = np.concatenate(self._known)
+        if self._ring_rows:
+            miss = np.array(self._ring_rows, dtype=np.intp)
+            ring = np.frombuffer(b"".join(self._rings), np.int32).reshape(len(miss), N_DAYS, N_COLS).astype(float)
+            for k, odd in self._odd_rings:                # as np.array reads them
+                ring[k] = np.array(odd, dtype=np.float64).reshape(N_DAYS, N_COLS)
+            fingerprints = rows[_FINGERPRINT][:, miss]
+            summary[miss] = fresh = _ring_summary(ring, fingerprints[0], fingerprints[1])
+            if self.reuse:
+                _RING_SUMMARIES.store(self._ring_vins, fingerprints.T, fresh)
+        return summary.T
 
 
 def _ring_summary(ring: NDArray[np.float64], day: NDArray[np.float64], first: NDArray[np.float64]
                   ) -> NDArray[np.float64]:
-    """The stored-day part of ``twins.history.daily.window`` / ``soh_slope_per_day`` for rows of rings."""
+    """The stored-day part of ``twins.history.daily.window`` / ``soh_slope_per_day`` for rows of rings
+    ``(rows, N_DAYS, N_COLS)``, as ``(rows, _N_SUMMARY)``."""
     out = np.empty((len(ring), _N_SUMMARY))
-    back = (day[:, None] - np.arange(N_DAYS)[None, :]) % N_DAYS       # slot s holds the day `day - back`
-    in30 = (back >= 1) & (day[:, None] - back >= first[:, None])
+    day, first = day.astype(np.int64)[:, None], first.astype(np.int64)[:, None]
+    back = (day - np.arange(N_DAYS)) % N_DAYS                          # slot s holds the day `day - back`
+    in30 = (back >= 1) & (day - back >= first)
     in7 = in30 & (back <= 6)
-    stored = ring[:, :, :N_TOTALS] / _SCALE6
-    out[:, _S_SUM7:_S_SUM7 + N_TOTALS] = np.where(in7[:, :, None], stored, 0.0).sum(axis=1)
-    out[:, _S_SUM30:_S_SUM30 + N_TOTALS] = np.where(in30[:, :, None], stored, 0.0).sum(axis=1)
-    for col, c_ring, mask in ((_S_INV7, INV_MAX, in7), (_S_INV30, INV_MAX, in30), (_S_CELL7, PACK_MAX, in7),
-                              (_S_CELL30, PACK_MAX, in30)):
-        out[:, col] = np.where(mask & (ring[:, :, c_ring] != NO_DATA), ring[:, :, c_ring] / 10.0, -np.inf).max(axis=1)
-    has = in30 & (ring[:, :, SOH_COL] != NO_DATA)
+    totals = ring[:, :, :N_TOTALS]
+    out[:, _S_SUM7:_S_SUM7 + N_TOTALS] = (in7[:, None, :] @ totals)[:, 0] / _SCALE6
+    out[:, _S_SUM30:_S_SUM30 + N_TOTALS] = (in30[:, None, :] @ totals)[:, 0] / _SCALE6
+    for c_ring, c7, c30 in ((INV_MAX, _S_INV7, _S_INV30), (PACK_MAX, _S_CELL7, _S_CELL30)):
+        t = np.where(ring[:, :, c_ring] != NO_DATA, ring[:, :, c_ring] / 10.0, -np.inf)
+        out[:, c7] = np.where(in7, t, -np.inf).max(axis=1)
+        out[:, c30] = np.where(in30, t, -np.inf).max(axis=1)
+    soh = ring[:, :, SOH_COL]
+    has = in30 & (soh != NO_DATA)
     x = np.where(has, -back, 0.0)
-    y = np.where(has, ring[:, :, SOH_COL] / 100.0, 0.0)
+    y = np.where(has, soh / 100.0, 0.0)
     out[:, _S_N] = has.sum(axis=1)
     out[:, _S_X] = x.sum(axis=1)
     out[:, _S_Y] = y.sum(axis=1)
@@ -531,134 +719,133 @@ def _residue(stack: NDArray[np.float64], lens: NDArray[np.int64], cand: NDArray[
     return (np.concatenate(out_r), np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_c))
 
 
-def _history_columns(R: NDArray[np.float64], S: NDArray[np.float64], stack: NDArray[np.float64],
-                     lens: NDArray[np.int64], D: NDArray[np.float64], out: NDArray[np.float64]) -> None:
-    """``twins.history.features`` of every row, into ``out[:, :_H]``."""
-    n = len(R)
-    sub = {name: {f: R[:, _C_SUB + i] for f, i in offs.items()} for name, offs in _SUB_OFFSET.items()}
-    b, m, lv, u = sub["battery"], sub["motor"], sub["lv"], sub["usage"]
-    col = {}
+def _history_columns(col: dict[str, NDArray[np.float64]], base: NDArray[np.float64], bins: NDArray[np.float64],
+                     S: NDArray[np.float64], stack: NDArray[np.float64], D: NDArray[np.float64],
+                     sighting_rows: NDArray[np.intp], out: NDArray[np.float64]) -> None:
+    """``twins.history.features`` of every row, into ``out[:_H]`` (feature-major). ``base``: the rows' daily
+    base totals, ``bins``: their stored half-cycle counts, ``S``: their ring summaries, ``D``: the trouble-code
+    sightings of ``sighting_rows``."""
+    n = out.shape[1]
+    f: dict[str, NDArray[np.float64]] = {}
     # inverter cycles: stored half counts plus the residue (cycle_summary)
-    counts = R[:, _C_BINS:_C_BINS + N_BINS] * 0.5
-    r, a, bb, c = _residue(stack, lens, R[:, _C_CAND], R[:, _C_DIR])
-    rng = np.abs(bb - a)
+    counts = bins * 0.5
+    r, a, b, c = _residue(stack, col["stack_len"].astype(np.int64), col["rf_cand"], col["direction"])
+    rng = np.abs(b - a)
     k = np.searchsorted(_DT_EDGES, rng, side="right") * (len(MEAN_EDGES) + 1) + np.searchsorted(
-        _MEAN_EDGES, (a + bb) * 0.5, side="right")
-    np.add.at(counts, (r, k), c)
-    damage = R[:, _C_IDMG] + np.bincount(r, weights=_cips08_damage(rng, np.minimum(a, bb), c), minlength=n)
-    col["history_observed_h"] = R[:, _C_OBS] / 3600.0
-    col["history_updates"] = R[:, _C_NUPD]
-    col["inv_temp_peak_c"] = _known(R[:, _C_IPEAK])
-    col["inv_hours_above_80c"] = R[:, _C_I80] / 3600.0
-    col["inv_hours_above_100c"] = R[:, _C_I100] / 3600.0
-    col["inv_cycles_total"] = counts.sum(axis=1)
+        _MEAN_EDGES, (a + b) * 0.5, side="right")
+    counts += np.bincount(k * n + r, weights=c, minlength=N_BINS * n).reshape(N_BINS, n)
+    damage = col["inv_damage"] + np.bincount(r, weights=_cips08_damage(rng, np.minimum(a, b), c), minlength=n)
+    f["history_observed_h"] = col["observed_s"] / 3600.0
+    f["history_updates"] = col["n_updates"]
+    f["inv_temp_peak_c"] = _known(col["inv_peak_c"])
+    f["inv_hours_above_80c"] = col["inv_above80_s"] / 3600.0
+    f["inv_hours_above_100c"] = col["inv_above100_s"] / 3600.0
+    f["inv_cycles_total"] = counts.sum(axis=0)
     for j, name in enumerate(n for n in HISTORY_FEATURE_NAMES if n.startswith("inv_cycles_dt_")):
-        col[name] = counts[:, j]
-    col["inv_damage_cips08"] = damage
-    col["batt_ah_throughput"] = b["ah_as"] / 3600.0
-    col["batt_efc"] = b["soc_swing_pct"] / 200.0
-    col["batt_dcfc_sessions"] = b["dc_sessions"]
-    col["batt_dcfc_kwh"] = b["dc_kws"] / 3600.0
-    col["batt_hours_soc_above_90"] = b["soc_hi_s"] / 3600.0
-    col["batt_hours_soc_below_10"] = b["soc_lo_s"] / 3600.0
-    col["batt_arrhenius_eq_hours_25c"] = b["arr_eq_s"] / 3600.0
-    col["batt_arrhenius_mean_factor"] = np.where(b["arr_obs_s"] != 0, b["arr_eq_s"] / b["arr_obs_s"], _NAN)
-    col["batt_cell_temp_peak_c"] = _known(b["cell_peak_c"])
-    soh = b["soh"]
-    col["batt_soh_pct"] = np.where(soh >= 0.0, soh, _NAN)
-    col["motor_temp_peak_c"] = _known(m["peak_c"])
-    col["motor_hours_above_120c"] = m["above120_s"] / 3600.0
-    col["motor_hours_above_150c"] = m["above150_s"] / 3600.0
-    col["motor_load_hours"] = m["load_s"] / 3600.0
-    col["lv_wake_min_v"] = _known(lv["wake_min_v"])
-    col["lv_wake_last_v"] = _known(lv["wake_last_v"])
-    col["lv_wakes"] = lv["wakes"]
-    col["lv_cold_wakes"] = lv["cold_wakes"]
-    col["lv_min_v"] = _known(lv["min_v"])
-    col["lv_hours_below_12v"] = lv["below_s"] / 3600.0
-    col["lv_low_events"] = lv["events"]
-    dist = u["distance_km"]
-    harsh = u["harsh_accel"] + u["harsh_brake"]
-    col["usage_distance_km"] = dist
-    col["usage_driving_hours"] = u["driving_s"] / 3600.0
-    col["usage_harsh_accel"] = u["harsh_accel"]
-    col["usage_harsh_brake"] = u["harsh_brake"]
-    col["usage_harsh_per_100km"] = np.where(dist >= 1.0, harsh / dist * 100.0, _NAN)
+        f[name] = counts[j]
+    f["inv_damage_cips08"] = damage
+    f["batt_ah_throughput"] = col["ah_as"] / 3600.0
+    f["batt_efc"] = col["soc_swing_pct"] / 200.0
+    f["batt_dcfc_sessions"] = col["dc_sessions"]
+    f["batt_dcfc_kwh"] = col["dc_kws"] / 3600.0
+    f["batt_hours_soc_above_90"] = col["soc_hi_s"] / 3600.0
+    f["batt_hours_soc_below_10"] = col["soc_lo_s"] / 3600.0
+    f["batt_arrhenius_eq_hours_25c"] = col["arr_eq_s"] / 3600.0
+    arr_obs = col["arr_obs_s"]
+    f["batt_arrhenius_mean_factor"] = np.where(arr_obs != 0, col["arr_eq_s"] / arr_obs, _NAN)
+    f["batt_cell_temp_peak_c"] = _known(col["cell_peak_c"])
+    soh = col["soh"]
+    f["batt_soh_pct"] = np.where(soh >= 0.0, soh, _NAN)
+    f["motor_temp_peak_c"] = _known(col["motor_peak_c"])
+    f["motor_hours_above_120c"] = col["above120_s"] / 3600.0
+    f["motor_hours_above_150c"] = col["above150_s"] / 3600.0
+    f["motor_load_hours"] = col["load_s"] / 3600.0
+    f["lv_wake_min_v"] = _known(col["wake_min_v"])
+    f["lv_wake_last_v"] = _known(col["wake_last_v"])
+    f["lv_wakes"] = col["wakes"]
+    f["lv_cold_wakes"] = col["cold_wakes"]
+    f["lv_min_v"] = _known(col["lv_min_v"])
+    f["lv_hours_below_12v"] = col["below_s"] / 3600.0
+    f["lv_low_events"] = col["lv_events"]
+    dist = col["distance_km"]
+    harsh = col["harsh_accel"] + col["harsh_brake"]
+    f["usage_distance_km"] = dist
+    f["usage_driving_hours"] = col["driving_s"] / 3600.0
+    f["usage_harsh_accel"] = col["harsh_accel"]
+    f["usage_harsh_brake"] = col["harsh_brake"]
+    f["usage_harsh_per_100km"] = np.where(dist >= 1.0, harsh / dist * 100.0, _NAN)
     # daily windows (twins.history.daily.window): the live day plus the stored days of the window
-    day, first = R[:, _C_DAY], R[:, _C_FIRST]
+    day, first = col["day"], col["first_day"]
     seen = day >= 0
-    totals = np.column_stack([dist, u["driving_s"], b["ah_as"], b["dc_sessions"], b["dc_kws"], harsh])
-    live = totals - R[:, _C_BASE:_C_BASE + N_TOTALS]
+    totals = (dist, col["driving_s"], col["ah_as"], col["dc_sessions"], col["dc_kws"], harsh)
+    live = [totals[t] - base[t] for t in range(N_TOTALS)]
     for w, c_sum, c_inv, c_cell in ((7, _S_SUM7, _S_INV7, _S_CELL7), (30, _S_SUM30, _S_INV30, _S_CELL30)):
-        sums = np.where(seen[:, None], live + S[:, c_sum:c_sum + N_TOTALS], 0.0)
-        mx = {}
-        for key, c_s, c_live in (("inv", c_inv, _C_IMAX), ("cell", c_cell, _C_PMAX)):
-            t = np.maximum(S[:, c_s], R[:, c_live])
-            mx[key] = np.where(seen & (t > -np.inf), t, _NAN)
+        sums = {t: np.where(seen, live[t] + S[c_sum + t], 0.0)
+                for t in ((DIST, DRIVE, AH, DCS) if w == 7 else range(N_TOTALS))}
         days = np.where(seen, np.minimum(w, day - first + 1), 0.0)
         has_days = days != 0
         div = np.where(has_days, days, 1.0)
-        col[f"daily_days_{w}d"] = days
-        col[f"daily_km_{w}d"] = sums[:, DIST]
-        col[f"daily_km_per_day_{w}d"] = np.where(has_days, sums[:, DIST] / div, _NAN)
-        col[f"daily_driving_h_per_day_{w}d"] = np.where(has_days, sums[:, DRIVE] / 3600.0 / div, _NAN)
-        col[f"daily_ah_per_day_{w}d"] = np.where(has_days, sums[:, AH] / 3600.0 / div, _NAN)
-        col[f"daily_dcfc_sessions_{w}d"] = sums[:, DCS]
-        col[f"daily_inv_temp_max_{w}d"] = mx["inv"]
-        col[f"daily_cell_temp_max_{w}d"] = mx["cell"]
+        f[f"daily_days_{w}d"] = days
+        f[f"daily_km_{w}d"] = sums[DIST]
+        f[f"daily_km_per_day_{w}d"] = np.where(has_days, sums[DIST] / div, _NAN)
+        f[f"daily_driving_h_per_day_{w}d"] = np.where(has_days, sums[DRIVE] / 3600.0 / div, _NAN)
+        f[f"daily_ah_per_day_{w}d"] = np.where(has_days, sums[AH] / 3600.0 / div, _NAN)
+        f[f"daily_dcfc_sessions_{w}d"] = sums[DCS]
+        for name, c_s, c_live in (("inv", c_inv, "day_inv_max"), ("cell", c_cell, "day_pack_max")):
+            mx = np.maximum(S[c_s], col[c_live])
+            f[f"daily_{name}_temp_max_{w}d"] = np.where(seen & (mx > -np.inf), mx, _NAN)
         if w == 30:
-            col["daily_dcfc_kwh_30d"] = sums[:, DCKWH] / 3600.0
-            col["daily_harsh_30d"] = sums[:, HARSH]
+            f["daily_dcfc_kwh_30d"] = sums[DCKWH] / 3600.0
+            f["daily_harsh_30d"] = sums[HARSH]
     # SoH slope (twins.history.daily.soh_slope_per_day): stored end-of-day SoH in the window + today's (x = 0)
     cur = seen & (soh >= 0.0)
-    cnt = S[:, _S_N] + cur
+    cnt = S[_S_N] + cur
     safe = np.maximum(cnt, 1.0)
-    sy = S[:, _S_Y] + np.where(cur, soh, 0.0)
-    sxx = S[:, _S_XX] - S[:, _S_X] * S[:, _S_X] / safe
-    sxy = S[:, _S_XY] - S[:, _S_X] * sy / safe
-    col["batt_soh_slope_pct_per_day"] = np.where(cnt >= 2, sxy / np.where(sxx != 0, sxx, 1.0), _NAN)
-    # trouble-code sightings (twins.history.dtc)
-    last = R[:, _C_LAST]
-    for k, code in enumerate(DTC_TRACKED):
-        seen_ms = D[:, _D_SEEN + k]
-        col[f"dtc_days_since_{code}"] = np.where(seen_ms != 0, (last - seen_ms) / 86_400_000.0, _NAN)
-        at = D[:, _D_AT + k]
-        col[f"dtc_onsets_30d_{code}"] = np.where(at != 0, D[:, _D_ONSETS + k] * np.exp(
+    sy = S[_S_Y] + np.where(cur, soh, 0.0)
+    sxx = S[_S_XX] - S[_S_X] * S[_S_X] / safe
+    sxy = S[_S_XY] - S[_S_X] * sy / safe
+    f["batt_soh_slope_pct_per_day"] = np.where(cnt >= 2, sxy / np.where(sxx != 0, sxx, 1.0), _NAN)
+    # trouble-code sightings (twins.history.dtc): NaN days / no onsets for the rows that never saw a code
+    last = D[_D_LAST]
+    for t, code in enumerate(DTC_TRACKED):
+        seen_ms, at = D[_D_SEEN + t], D[_D_AT + t]
+        f[f"dtc_days_since_{code}"] = since = np.full(n, _NAN)
+        since[sighting_rows] = np.where(seen_ms != 0, (last - seen_ms) / 86_400_000.0, _NAN)
+        f[f"dtc_onsets_30d_{code}"] = onsets = np.zeros(n)
+        onsets[sighting_rows] = np.where(at != 0, D[_D_ONSETS + t] * np.exp(
             -(last - at) / (DTC_TAU_DAYS * 86_400_000.0)), 0.0)
     for j, name in enumerate(HISTORY_FEATURE_NAMES):
-        out[:, j] = col[name]
+        out[j] = f[name]
 
 
-def _extra_columns(R: NDArray[np.float64], out: NDArray[np.float64], now: NDArray[np.float64],
+def _extra_columns(col: dict[str, NDArray[np.float64]], out: NDArray[np.float64], now: NDArray[np.float64],
                    service: NDArray[np.float64], ages: NDArray[np.float64],
                    dtc: list[tuple[int, Sequence[str]]]) -> None:
-    """``EXTRA_FEATURES`` of every row, into ``out[:, _H + _E:]`` (needs the history columns filled)."""
+    """``EXTRA_FEATURES`` of every row, into ``out[_H + _E:]`` (needs the history features filled)."""
     def h(name: str) -> NDArray[np.float64]:
-        return out[:, _HIX[name]]
+        return out[_HIX[name]]
 
-    n = len(R)
-    odo = R[:, _C_ODO]
+    n = out.shape[1]
+    odo = col["odo"]
     age = (now - service) / DAY_MS                        # NaN where the in-service date is unknown
-    comp = np.where(np.isnan(ages), age[:, None], ages)
-    flags = np.zeros((n, 1 + len(DTC_CODES)))
+    flags = np.zeros((1 + len(DTC_CODES), n))
     for i, codes in dtc:
-        flags[i, 0] = len(codes)
+        flags[0, i] = len(codes)
         for j, (code, _) in enumerate(DTC_CODES):
             if any(c.startswith(code) for c in codes):
-                flags[i, 1 + j] = 1.0
-    observed_h = h("history_observed_h")
-    span = np.where(R[:, _C_NAPP] != 0, (R[:, _C_LSEEN] - R[:, _C_FSEEN]) / DAY_MS, _NAN)
-    hot = out[:, [_HIX[x] for x in _HOT_BINS]].sum(axis=1)
-    large = out[:, [_HIX[x] for x in _LARGE_BINS]].sum(axis=1)
-    per = {"observed": observed_h, "span": span, "age": age, "hot": hot, "large": large, "odo": odo}
+                flags[1 + j, i] = 1.0
+    span = np.where(col["n_applied"] != 0, (col["last_seen"] - col["first_seen"]) / DAY_MS, _NAN)
+    hot = out[[_HIX[x] for x in _HOT_BINS]].sum(axis=0)
+    large = out[[_HIX[x] for x in _LARGE_BINS]].sum(axis=0)
+    per = {"observed": h("history_observed_h"), "span": span, "age": age, "hot": hot, "large": large, "odo": odo}
 
     def ratio(num: str, den: str) -> NDArray[np.float64]:
         return _ratio_v(per[num] if num in per else h(num), per[den] if den in per else h(den), 1.0)
 
-    cols = [odo, age, *comp.T, R[:, _C_SOH], R[:, _C_LV], *flags.T, span]
-    for kind, a, b in _EXTRA_DERIVED:
-        cols.append(ratio(a, b) if kind == "ratio" else h(a) - h(b))
-    out[:, _H + _E:] = np.column_stack(cols)
+    cols = [odo, age, *np.where(np.isnan(ages), age, ages), col["soh_now"], col["lv_now"], *flags, span]
+    cols += [ratio(a, b) if kind == "ratio" else h(a) - h(b) for kind, a, b in _EXTRA_DERIVED]
+    for j, x in enumerate(cols):
+        out[_H + _E + j] = x
 
 
 def twin_features(twin: Twin, hourly_lookup: "HourlyLookup | ExposureCache", *, now_ms: int,
@@ -694,8 +881,7 @@ def feature_matrix(twins: Sequence[Twin], hourly_lookup: "HourlyLookup | Exposur
         raise ValueError(f"per-row arguments must have {n} entries, got now_ms={len(nows)}, "
                          f"in_service_ms={len(services)}, component_ages_days={len(ages)}")
     rows = FeatureRows(hourly_lookup)
-    with paused_gc():
-        rows.add(twins, nows, services, ages)
+    rows.add(twins, nows, services, ages)
     return rows.matrix(dtype)
 
 

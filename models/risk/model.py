@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from models.risk.attribution import TreePaths, global_importance
+from models.risk.attribution import TreeWalker, global_importance
 from models.risk.calibration import Calibrator, choose_method, compare_methods, make_calibrator
 
 
@@ -225,19 +225,22 @@ class ComponentRiskModel(ClassifierMixin, BaseEstimator):
 
     def explain(self, X: ArrayLike, columns: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """P(failure) (as ``predict_proba(X)[:, 1]``) and the path contributions to the log-odds of the
-        model columns ``columns`` (``models.risk.attribution.TreePaths``), from one walk of every tree."""
-        Xs = self._select(X)
+        model columns ``columns`` (``models.risk.attribution.TreeWalker``), from one walk of every tree."""
+        check_is_fitted(self, "columns_")
+        Xa = np.asarray(X, dtype=np.float64)
+        if Xa.ndim != 2 or Xa.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must have shape (n, {self.n_features_in_}), got {Xa.shape}")
         if self.estimator_ is None:
-            return self._proba(self._raw(Xs)), np.zeros((len(Xs), len(columns)))
-        paths = self.__dict__.get("_paths")
-        if paths is None:
-            paths = self.__dict__["_paths"] = TreePaths(self.estimator_, len(self.columns_))
-        leaves = paths.leaves(np.asfortranarray(Xs))
-        return self._proba(paths.raw(leaves)), paths.contributions(leaves, columns)
+            return self._proba(self._raw(Xa[:, self.columns_])), np.zeros((len(Xa), len(columns)))
+        walker = self.__dict__.get("_walker")
+        if walker is None:
+            walker = self.__dict__["_walker"] = TreeWalker([self.estimator_], [self.columns_])
+        raw, (contrib,) = walker.walk(Xa, [columns])
+        return self._proba(raw[:, 0]), contrib
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_paths", None)                     # derived from estimator_, rebuilt on first use
+        state.pop("_walker", None)                    # derived from estimator_, rebuilt on first use
         return state
 
     def predict(self, X: ArrayLike) -> NDArray[np.int64]:

@@ -67,8 +67,32 @@ def test_batch_scoring_shapes_and_nan_rows(trained):
         rs.predict_proba(X[:, :5])
 
 
+def _saabas_row(estimator, x):
+    """Reference: one row's log-odds and per-column path contributions, walking scikit-learn's nodes in Python."""
+    raw = float(np.asarray(estimator._baseline_prediction).ravel()[0])
+    contrib = np.zeros(len(x))
+    for (pred,) in estimator._predictors:
+        nodes = pred.nodes
+
+        def expect(i):
+            if nodes["is_leaf"][i]:
+                return float(nodes["value"][i]), float(nodes["count"][i])
+            (el, cl), (er, cr) = expect(nodes["left"][i]), expect(nodes["right"][i])
+            return (cl * el + cr * er) / (cl + cr), cl + cr
+
+        i = 0
+        while not nodes["is_leaf"][i]:
+            v, f = x[nodes["feature_idx"][i]], nodes["feature_idx"][i]
+            go_left = nodes["missing_go_to_left"][i] if np.isnan(v) else v <= nodes["num_threshold"][i]
+            child = nodes["left"][i] if go_left else nodes["right"][i]
+            contrib[f] += expect(child)[0] - expect(i)[0]
+            i = child
+        raw += float(nodes["value"][i])
+    return raw, contrib
+
+
 def test_path_contributions_add_up_and_scoring_equals_predict_proba(trained):
-    from models.risk.attribution import TreePaths
+    from models.risk.attribution import TreeWalker
     from models.risk.replay import load_snapshots
 
     rs = load_model_set(trained.artifact)
@@ -82,15 +106,16 @@ def test_path_contributions_add_up_and_scoring_equals_predict_proba(trained):
     assert fitted
     for c in fitted:
         m = rs.models[c]
-        Xs = X[:, m.columns_]
-        paths = TreePaths(m.estimator_, len(m.columns_))
-        leaves = paths.leaves(np.asfortranarray(Xs))
-        raw = paths.raw(leaves)
-        np.testing.assert_array_equal(raw, m.decision_function(X))
+        walker = TreeWalker([m.estimator_], [m.columns_])
+        raw, (contrib,) = walker.walk(X, [np.arange(len(m.columns_))])
+        np.testing.assert_array_equal(raw[:, 0], m.decision_function(X))
         # Saabas: log-odds = baseline + Σ_trees E[root] + Σ_features contributions, exactly
-        contrib = paths.contributions(leaves, np.arange(len(m.columns_)))
-        root_expect = raw - contrib.sum(axis=1)
+        root_expect = raw[:, 0] - contrib.sum(axis=1)
         np.testing.assert_allclose(root_expect, root_expect[0], rtol=0, atol=1e-9)   # the same for every row
+        for r in range(0, len(X), max(1, len(X) // 25)):          # and equal to a plain walk of the nodes
+            ref_raw, ref_contrib = _saabas_row(m.estimator_, X[r, m.columns_])
+            assert raw[r, 0] == pytest.approx(ref_raw, abs=1e-12)
+            np.testing.assert_allclose(contrib[r], ref_contrib, rtol=0, atol=1e-12)
         k = rs.components.index(c)
         cols = [FEATURE_NAMES.index(n) for n in np.array(FEATURE_NAMES)[idx[:, k, 0]]]
         best = contrib[np.arange(len(X)), [list(m.columns_).index(j) for j in cols]]

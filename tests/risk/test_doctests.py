@@ -25,3 +25,10 @@ def test_readme_lists_every_feature():
     readme = (Path(__file__).resolve().parents[2] / "models" / "risk" / "README.md").read_text()
     assert markdown_table() in readme, "regenerate the table: python -m models.risk.features"
     assert all(f"`{n}`" in readme for n in FEATURE_NAMES)
+
+
+def test_twin_risk_state_example():
+    import twins.risk
+
+    result = doctest.testmod(twins.risk, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

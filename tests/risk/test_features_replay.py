@@ -171,3 +171,124 @@ def test_vectorised_rows_equal_the_per_twin_reference(trained):
     assert (want[:, FEATURE_INDEX["dtc_P0A3C"]] == 1).any() and (want[:, FEATURE_INDEX["dtc_onsets_30d_P0A3C"]] > 0).any()
     assert (want[:, FEATURE_INDEX["inv_cycles_dt_60up_tm_40_70"]] > 0).any()
     assert len({tuple(r) for r in np.nan_to_num(want[:, 75:79])}) > 5
+
+
+def _final_twins(data):
+    """The synthetic fleet's twins after the last reading, the weather lookup and the in-service dates."""
+    from models.risk.synthetic import stream_twins
+
+    p = dataset_paths(data)
+    twins = list(stream_twins(data)[0].values())
+    fleet = read_fleet(p["fleet"])
+    return twins, read_weather(p["weather"]).lookup, [fleet[t.vin].in_service_ms for t in twins]
+
+
+def _check(twins, lookup, services, now, got):
+    from tests.risk.reference_features import reference_features
+
+    want = np.array([reference_features(t, lookup, now_ms=now, in_service_ms=s, component_ages_days=None)
+                     for t, s in zip(twins, services)])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True)
+    return want
+
+
+def test_kept_ring_summaries_are_used_only_for_the_ring_they_were_computed_from(synthetic):
+    """A VIN scored again the same day reuses its 30-day ring summary, but not when its twin was replaced by
+    another history of the same day, when yesterday's ring row changed, or once the day rolled over."""
+    from twins.history.daily import INV_MAX, N_COLS, N_DAYS, roll_day
+    from twins.history.state import totals
+    from twins.twin import copy_twin
+
+    twins, lookup, services = _final_twins(synthetic[0])
+    now = max(t.last_seen for t in twins) + 3_600_000
+    daily = [FEATURE_INDEX[n] for n in FEATURE_NAMES if n.startswith("daily_") or n == "batt_soh_slope_pct_per_day"]
+    first = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services)  # keeps every VIN's summary
+    again = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services)  # reuses them
+    np.testing.assert_array_equal(again, first)
+    _check(twins, lookup, services, now, again)
+    a, b = twins[0], twins[1]
+    assert a.history.daily.day == b.history.daily.day
+    # a rebuilt twin: another history under the same VIN, same day
+    rebuilt = copy_twin(b)
+    rebuilt.vin = a.vin
+    want = _check([rebuilt], lookup, services[1:2], now, feature_matrix([rebuilt], lookup, now_ms=now,
+                                                                       in_service_ms=services[1:2]))
+    assert not np.allclose(want[0, daily], first[0, daily], equal_nan=True)
+    # yesterday's ring row changed, nothing else (the hottest inverter day of the week, 50 K hotter)
+    hotter = copy_twin(a)
+    d = hotter.history.daily
+    j = (d.day - 1) % N_DAYS * N_COLS + INV_MAX
+    d.ring[j] += 500
+    feature_matrix([a], lookup, now_ms=now, in_service_ms=services[:1])
+    want = _check([hotter], lookup, services[:1], now, feature_matrix([hotter], lookup, now_ms=now,
+                                                                     in_service_ms=services[:1]))
+    assert want[0, FEATURE_INDEX["daily_inv_temp_max_7d"]] != first[0, FEATURE_INDEX["daily_inv_temp_max_7d"]]
+    # the day rolled over: today's totals become yesterday's ring row
+    rolled = copy_twin(a)
+    h = rolled.history
+    h.usage.distance_km += 42.0
+    roll_day(h.daily, h.daily.day + 1, totals(h), h.battery.soh)
+    feature_matrix([a], lookup, now_ms=now, in_service_ms=services[:1])
+    want = _check([rolled], lookup, services[:1], now + DAY, feature_matrix([rolled], lookup, now_ms=now + DAY,
+                                                                           in_service_ms=services[:1]))
+    assert not np.allclose(want[0, daily], first[0, daily], equal_nan=True)
+
+
+def test_exposures_follow_the_residency_list_and_the_weather(synthetic):
+    """Residency lists are summed once per distinct list: a list changed in the middle (same length, same
+    first and last interval) or weather that changed between batches gives new sums, equal to exposure()."""
+    from models.risk.features import EXPOSURE_FEATURE_NAMES, ExposureCache, exposure_key
+    from twins.residency import Residency, exposure
+
+    twins, lookup, services = _final_twins(synthetic[0])
+    now = max(t.last_seen for t in twins) + 3_600_000
+    weather = slice(FEATURE_INDEX[EXPOSURE_FEATURE_NAMES[0]], FEATURE_INDEX[EXPOSURE_FEATURE_NAMES[-1]] + 1)
+    t, k = next((t, k) for t in twins for k in range(1, len(t.residency.cells) - 1)
+                if t.residency.ends[k] > t.residency.starts[k] and lookup(t.residency.cells[k], t.residency.ends[k]))
+    cache = ExposureCache(lookup)                            # kept across batches, as the training replay does
+    before = feature_matrix([t], cache, now_ms=now, in_service_ms=[None])
+    t.residency.ends[k] -= 1                                 # same length, first and last interval
+    after = feature_matrix([t], cache, now_ms=now, in_service_ms=[None])
+    _check([t], lookup, [None], now, after)
+    assert after[0, weather][3] == before[0, weather][3] - 1   # one observed hour less
+    # the weather table changed between two batches: a new cache per batch (feature_matrix with a lookup)
+    def warmer(cell, hour):
+        obs = lookup(cell, hour)
+        return None if obs is None else (obs[0] + 30.0, obs[1])
+
+    feature_matrix([t], lookup, now_ms=now, in_service_ms=[None])
+    hot = feature_matrix([t], warmer, now_ms=now, in_service_ms=[None])
+    _check([t], warmer, [None], now, hot)
+    assert hot[0, weather][0] > after[0, weather][0]
+    # the vectorised sums against exposure(): empty, one interval, overlapping stays, spans over midnight
+    # and over the 30-day window
+    end = max(t.residency.ends)
+    lists = [Residency(),
+             Residency(["dhwf"], [end - 2000], [end]),
+             Residency(["dhwf", "dhwc"], [end - 30, end - 2], [end - 1, end + 3]),
+             Residency(["dhwf", "dhwc", "dhwf"], [end - 900, end - 50, end - 20], [end - 60, end - 30, end]),
+             *(other.residency for other in twins)]
+    got = ExposureCache(lookup).of_keys([exposure_key(r) for r in lists])
+    want = [[exposure(r, lookup)[n] for n in EXPOSURE_FEATURE_NAMES] for r in lists]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    assert (got[1:, 3] > 0).all() and got[2, 3] < 36           # observed, and each hour of the overlap once
+
+
+def test_numbers_of_an_unexpected_type_are_read_as_numpy_would(synthetic):
+    """Fields holding another type than declared (an int for a float, a float for an int, also in the ring and
+    the trouble-code sightings) are read as np.array reads them and still equal the per-twin reference."""
+    from twins.twin import copy_twin
+
+    twins, lookup, services = _final_twins(synthetic[0])
+    now = max(t.last_seen for t in twins) + 3_600_000
+    odd = [copy_twin(t) for t in twins[:4]]
+    for i, t in enumerate(odd):
+        t.vin = f"ODDTYPES{i:09d}"                           # no ring summary kept for them
+    odd[0].history.observed_s = int(odd[0].history.observed_s)
+    odd[1].history.lv.wakes = float(odd[1].history.lv.wakes)
+    odd[2].history.daily.ring[3] = 12.0
+    odd[3].history.dtc.onset_ms[1] = 1.5
+    odd[3].history.dtc.last_seen_ms[1] = odd[3].history.last_ms
+    mixed = odd + twins[4:8]
+    _check(mixed, lookup, services[:4] + services[4:8], now,
+           feature_matrix(mixed, lookup, now_ms=now, in_service_ms=services[:4] + services[4:8]))

@@ -90,3 +90,30 @@ def test_evaluation_report(trained, tmp_path):
     assert inv["model"]["metrics"]["roc_auc"] > inv["baseline"]["metrics"]["roc_auc"]
     saved = json.loads((out / "results.json").read_text())
     assert saved["eval_vehicles"] == res["eval_vehicles"]
+
+
+def test_score_twins_stores_what_the_model_set_computes(trained):
+    """The stream's batch call: one RiskState per twin, equal to predict_proba / top_features on its feature row."""
+    from models.risk.dataset import read_fleet, read_weather
+    from models.risk.features import feature_matrix
+    from models.risk.scoring import score_twins
+    from models.risk.synthetic import stream_twins
+
+    rs = load_model_set(trained.artifact)
+    p = dataset_paths(trained.data)
+    fleet = read_fleet(p["fleet"])
+    twins = list(stream_twins(trained.data)[0].values())
+    lookup = read_weather(p["weather"]).lookup
+    now = max(t.last_seen for t in twins) + 1
+    services = [fleet[t.vin].in_service_ms for t in twins]
+    states = score_twins(rs, twins, lookup, now_ms=now, in_service_ms=services)
+    X = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services)
+    proba, expl = rs.predict_proba(X), rs.top_features(X, k=3)
+    assert len(states) == len(twins) == 56
+    assert len({tuple(s.probability) for s in states}) > 5                   # real, varied scores
+    for i, s in enumerate(states):
+        assert (s.version, s.scored_ms, s.horizon_days, tuple(s.components)) == (rs.version, now, 14.0, COMPONENTS)
+        assert s.probability == proba[i].tolist()
+        for k in range(len(COMPONENTS)):
+            assert s.top(k) == expl[i][k]
+    assert score_twins(rs, [], lookup, now_ms=now, in_service_ms=[]) == []

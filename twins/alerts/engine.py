@@ -15,7 +15,7 @@ replay reaches the same decisions and ids; risk rules on the scoring time.
 >>> rules = parse_rules('version = "1"\\n[[risk]]\\nid = "inv"\\ncomponent = "inverter"\\n'
 ...                     'theta_high = 0.3\\ntheta_low = 0.1\\nseverity = { major = 0.3 }')
 >>> book = AlertBook()
->>> def risk(p): return RiskState("m1", 1_000, 30.0, ["inverter"], [p], [[]])
+>>> def risk(p): return RiskState("m1", 1_000, 30.0, ["inverter"], [p], [], [])
 >>> [a.event for a in observe_risk(book, rules, "1FA6P8CF0L5100001", risk(0.35))]
 ['opened']
 >>> observe_risk(book, rules, "1FA6P8CF0L5100001", risk(0.2))   # inside the hysteresis band
@@ -243,6 +243,13 @@ def severity_of(rule: RiskRule, p: float) -> str | None:
     return best
 
 
+def _risk_evidence(risk: RiskState, k: int, rule: RiskRule) -> dict[str, Any]:
+    """Why a risk alert opened or escalated: the model's top features and numbers (built only then)."""
+    return {"top_features": [{"feature": f, "contribution": round(c, 4)} for f, c in risk.top(k)],
+            "model_probability": risk.probability[k], "model_horizon_days": risk.horizon_days,
+            "theta_high": rule.theta_high, "theta_low": rule.theta_low}
+
+
 def observe_risk(book: AlertBook, rules: RuleSet, vin: str, risk: RiskState,
                  context: Context = _no_context) -> list[Alert]:
     """Apply the risk rules to a fresh score: raise at ``theta_high``, resolve at ``theta_low``, escalate."""
@@ -255,10 +262,6 @@ def observe_risk(book: AlertBook, rules: RuleSet, vin: str, risk: RiskState,
             continue
         horizon = rule.horizon_days or risk.horizon_days
         p = rescale(risk.probability[k], risk.horizon_days, horizon)
-        top = [{"feature": f, "contribution": round(c, 4)} for f, c in risk.top_features[k]]
-        evidence = {"top_features": top, "model_probability": risk.probability[k],
-                    "model_horizon_days": risk.horizon_days, "theta_high": rule.theta_high,
-                    "theta_low": rule.theta_low}
         active = find_active(book, rule.id)
         if active is not None:
             if p <= rule.theta_low:
@@ -269,7 +272,7 @@ def observe_risk(book: AlertBook, rules: RuleSet, vin: str, risk: RiskState,
             if level is not None and SEVERITIES.index(level) > SEVERITIES.index(active.severity):
                 out.append(_swap(book, active, _replace(
                     active, revision=active.revision + 1, event="escalated", severity=level, probability=p,
-                    model_version=risk.version, evidence=evidence, updated_ms=ts, by="system",
+                    model_version=risk.version, evidence=_risk_evidence(risk, k, rule), updated_ms=ts, by="system",
                     note=f"probability rose to {p:.3f}")))
             continue
         if p >= rule.theta_high:
@@ -277,7 +280,8 @@ def observe_risk(book: AlertBook, rules: RuleSet, vin: str, risk: RiskState,
             assert level is not None  # validation: some band starts at or below theta_high
             alert = _open(book, rules, rule, "risk", vin, ts, level,
                           f"{rule.component.replace('_', ' ')} failure risk {p:.0%} within {horizon:g} days",
-                          evidence, context, probability=p, horizon_days=horizon, model_version=risk.version)
+                          _risk_evidence(risk, k, rule), context, probability=p, horizon_days=horizon,
+                          model_version=risk.version)
             if alert is not None:
                 out.append(alert)
     return out

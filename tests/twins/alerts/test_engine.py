@@ -98,7 +98,7 @@ class Stream:
 
 def risk(p: float, t_s: float = 0, horizon: float = 30.0) -> RiskState:
     return RiskState("m1", T0 + int(t_s * 1000), horizon, ["inverter", "traction_battery"], [p, 0.01],
-                     [[("inv_cycles_total", 1.25)], [("batt_efc", 0.1)]])
+                     ["inv_cycles_total", "batt_efc"], [1.25, 0.1])
 
 
 def test_risk_crossing_raises_once_oscillation_holds_and_theta_low_resolves():

@@ -1,0 +1,51 @@
+"""Batch scoring of twins: feature rows, probabilities and top features, as the ``RiskState`` each twin stores.
+
+One call per batch (the stream's scorer and the benchmark use it): the feature rows come
+from :func:`models.risk.features.feature_matrix` (the code training used), every
+component model walks its trees once per row for probability and explanation
+(:meth:`models.risk.artifact.RiskModelSet.explain`), and the states are built from whole
+arrays (``tolist``), not row by row. All states of a batch share one ``components`` list.
+
+>>> # states = score_twins(model_set, twins, weather_lookup, now_ms=now, in_service_ms=[...])
+>>> # twins[0].risk = states[0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.risk.artifact import RiskModelSet
+from models.risk.features import ExposureCache, feature_matrix, paused_gc
+from twins.residency import HourlyLookup
+from twins.risk import RiskState
+from twins.twin import Twin
+
+
+def risk_states(models: RiskModelSet, proba: NDArray[np.float64], idx: NDArray[np.intp], val: NDArray[np.float64],
+                scored_ms: int) -> list[RiskState]:
+    """One ``RiskState`` per row of :meth:`RiskModelSet.explain`'s arrays."""
+    n = len(proba)
+    names = models.feature_name_array
+    comps = list(models.components)
+    version, horizon = models.version, models.horizon_days
+    with paused_gc():
+        top = names[idx.reshape(n, -1)].tolist()
+        contrib = val.reshape(n, -1).tolist()
+        return [RiskState(version, scored_ms, horizon, comps, p, t, c)
+                for p, t, c in zip(proba.tolist(), top, contrib)]
+
+
+def score_twins(models: RiskModelSet, twins: Sequence[Twin], hourly_lookup: "HourlyLookup | ExposureCache", *,
+                now_ms: int, in_service_ms: Sequence[int | None],
+                component_ages_days: Sequence[Mapping[str, float | None] | None] | None = None,
+                k: int = 3) -> list[RiskState]:
+    """Score ``twins`` at ``now_ms``: the ``RiskState`` of each, in order (arguments as ``feature_matrix``)."""
+    if not twins:
+        return []
+    X = feature_matrix(twins, hourly_lookup, now_ms=now_ms, in_service_ms=in_service_ms,
+                       component_ages_days=component_ages_days)
+    proba, idx, val = models.explain(X, k=k)
+    return risk_states(models, proba, idx, val, now_ms)
