@@ -116,9 +116,14 @@ def _scoring_and_charging(r: dict[str, Any]) -> list[str]:
     sc = r.get("scoring")
     if sc:
         e2e = sc.get("end_to_end_twins_per_s")
-        out.append(f"| risk scoring, twins/s end to end (features + probabilities + top features) | "
-                   f"{e2e:,.0f} | {sc.get('rows', 0):,} twins, {sc.get('threads', 1)} thread, model "
-                   f"{sc.get('artifact_version')} (`python -m bench.risk`) |")
+        setup = (f"batches of {sc.get('batch_twins', 0):,} twins, {sc.get('threads', 1)} thread, model "
+                 f"{sc.get('artifact_version')} (`python -m bench.risk`)")
+        out.append(f"| risk scoring, twins/s end to end (feature rows + probabilities + top features + the stored "
+                   f"`RiskState`) | {e2e:,.0f} | {setup} |")
+        if "feature_matrix_twins_per_s" in sc:
+            out.append(f"| of which: feature rows only, twins/s | {sc['feature_matrix_twins_per_s']:,.0f} | same |")
+            out.append(f"| of which: probabilities + top features + `RiskState`s on ready rows, rows/s | "
+                       f"{sc['score_rows_per_s']:,.0f} | {sc.get('rows', 0):,} rows |")
         out.append(f"| risk scoring, rows/s (`predict_proba`, 4 components) | {sc['rows_per_s']:,.0f} | same |")
     ch = r.get("charging")
     if ch:
