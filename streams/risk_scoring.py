@@ -130,10 +130,10 @@ class RiskScorer:
 
     def _ages(self, twin: Any, now_ms: int) -> dict[str, float | None] | None:
         """Days since each component's last repair; None (= the vehicle's age) for a vehicle never serviced."""
-        log = twin.maintenance
-        if not any(log.serviced_ms):
+        repairs = twin.maintenance
+        if not any(repairs.serviced_ms):
             return None
-        return {c: component_age_days(log, c, now_ms, self.in_service_ms.get(twin.vin)) for c in MAINT_COMPONENTS}
+        return {c: component_age_days(repairs, c, now_ms, self.in_service_ms.get(twin.vin)) for c in MAINT_COMPONENTS}
 
     async def run(self) -> None:
         """The loop: reload check and scoring ticks."""
