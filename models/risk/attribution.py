@@ -135,18 +135,24 @@ class TreeWalker:
             hit = self._slots[key] = (slot, starts)
         return hit
 
-    def walk(self, X: NDArray[np.float64], explained: Sequence[NDArray[np.int64]]
-             ) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
-        """Log-odds ``(n, n_models)`` and per model the path contributions ``(n, len(explained[m]))``.
-
-        ``X``: float64 rows holding the columns given to the constructor; ``explained[m]``: the
-        feature positions of model ``m`` whose contributions are returned."""
+    def _run(self, X: NDArray[np.float64], explained: Sequence[NDArray[np.int64]]
+             ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+        """The compiled walk: log-odds, all contribution columns (scratch last) and each model's block start."""
         Xc = np.ascontiguousarray(X, dtype=np.float64)
         slot, starts = self._slot(explained)
         raw = np.empty((len(Xc), len(self.baselines)))
         contrib = np.zeros((len(Xc), int(starts[-1]) + 1))
         _walk(Xc, self.roots, self.tree_model, self.feature, self.threshold, self.left, self.right,
               self.missing_left, self.leaf, self.value, self.delta, slot, self.baselines, raw, contrib)
+        return raw, contrib, starts
+
+    def walk(self, X: NDArray[np.float64], explained: Sequence[NDArray[np.int64]]
+             ) -> tuple[NDArray[np.float64], list[NDArray[np.float64]]]:
+        """Log-odds ``(n, n_models)`` and per model the path contributions ``(n, len(explained[m]))``.
+
+        ``X``: float64 rows holding the columns given to the constructor; ``explained[m]``: the
+        feature positions of model ``m`` whose contributions are returned."""
+        raw, contrib, starts = self._run(X, explained)
         return raw, [contrib[:, starts[m]:starts[m + 1]] for m in range(len(explained))]
 
     def top(self, X: NDArray[np.float64], explained: Sequence[NDArray[np.int64]], k: int
@@ -155,15 +161,9 @@ class TreeWalker:
         ``explained[m]``: their positions in ``explained[m]`` and values ``(n, n_models, k)``, largest first
         (ties: the earlier position first). Models with fewer than ``k`` explained features are padded
         with position 0 and value 0."""
-        Xc = np.ascontiguousarray(X, dtype=np.float64)
-        slot, starts = self._slot(explained)
-        n, M = len(Xc), len(self.baselines)
-        raw = np.empty((n, M))
-        contrib = np.zeros((n, int(starts[-1]) + 1))
-        _walk(Xc, self.roots, self.tree_model, self.feature, self.threshold, self.left, self.right,
-              self.missing_left, self.leaf, self.value, self.delta, slot, self.baselines, raw, contrib)
-        order = np.zeros((n, M, k), dtype=np.intp)
-        vals = np.zeros((n, M, k))
+        raw, contrib, starts = self._run(X, explained)
+        order = np.zeros((len(raw), raw.shape[1], k), dtype=np.intp)
+        vals = np.zeros((len(raw), raw.shape[1], k))
         _top_k_blocks(contrib, starts, k, order, vals)
         return raw, order, vals
 
