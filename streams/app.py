@@ -43,6 +43,7 @@ class FleetApp(faust.App):
     ingest: TwinIngest
     cell_weather: Any
     hourly_weather: Any
+    weather_day_version: Any
     alerts: Any
     alert_feed: Any
 

@@ -5,9 +5,11 @@ last scored (at most once per ``FLEET_RISK_SCORE_INTERVAL_S`` per vehicle; a rep
 record makes a vehicle due at once), builds their feature rows with the same
 ``models.risk.features`` code training used, scores them in one vectorised call per
 component, and stores probability, horizon, model version and the top contributing
-features in each twin (written with the next flush). The model directory is checked
-every ``FLEET_RISK_RELOAD_S``: a new version is picked up without a restart; a broken
-one is logged and the running model stays in force.
+features in each twin (written with the next flush). The weather days of the exposure
+features are looked up once and kept while their stored record is unchanged
+(``models.risk.exposure.ExposureCache``). The model directory is checked every
+``FLEET_RISK_RELOAD_S``: a new version is picked up without a restart; a broken one is
+logged and the running model stays in force.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from models.risk.artifact import load_model_set
+from models.risk.exposure import ExposureCache
 from models.risk.scoring import score_twins
 from streams import metrics
 from twins.maintenance import COMPONENTS as MAINT_COMPONENTS
@@ -52,6 +55,14 @@ class RiskScorer:
         self.models: Any = None
         self.loaded_from: tuple[Path, float] | None = None
         self.last_error: str | None = None
+        self._exposure: ExposureCache | None = None
+
+    @property
+    def exposure(self) -> ExposureCache:
+        """The weather days looked up for exposure, kept across batches while their stored record is unchanged."""
+        if self._exposure is None:
+            self._exposure = ExposureCache(self.app.hourly_weather, day_version=self.app.weather_day_version)
+        return self._exposure
 
     def maybe_reload(self) -> bool:
         """Load a newer artifact if there is one; True when the model changed."""
@@ -108,7 +119,7 @@ class RiskScorer:
             if not due:
                 return 0
             started = time.perf_counter()
-            states = score_twins(self.models, due, self.app.hourly_weather, now_ms=now_ms,
+            states = score_twins(self.models, due, self.exposure, now_ms=now_ms,
                                  in_service_ms=[self.in_service_ms.get(t.vin) for t in due],
                                  component_ages_days=[self._ages(t, now_ms) for t in due])
             raised: list[Any] = []

@@ -30,7 +30,8 @@ from twins.weather import (
 
 
 def register_weather(app: Any, settings: Settings) -> None:
-    """Create the weather table, its agent, ``app.cell_weather(cell)`` and ``app.hourly_weather(cell, hour)``."""
+    """Create the weather table, its agent, ``app.cell_weather(cell)``, ``app.hourly_weather(cell, hour)`` and
+    ``app.weather_day_version(cell, day)`` (the stored day record: it changes whenever that day's observations do)."""
     table = app.GlobalTable(
         "weather", default=None, partitions=1, key_type=bytes, value_type=bytes,
         help="Weather per geohash cell and per cell-day (msgpack, twins.weather).",
@@ -45,6 +46,9 @@ def register_weather(app: Any, settings: Settings) -> None:
     def hourly_weather(cell: str, hour: int) -> tuple[float, float] | None:
         raw = table.data.get(day_key(cell, hour // 24).encode())
         return hourly_from_day(decode_day(raw) if raw is not None else None, hour)
+
+    def weather_day_version(cell: str, day: int) -> bytes | None:
+        return table.data.get(day_key(cell, day).encode())
 
     @app.agent(source, name="weather-feed")
     async def weather_feed(stream: Any) -> None:
@@ -75,3 +79,4 @@ def register_weather(app: Any, settings: Settings) -> None:
     app.weather = table
     app.cell_weather = cell_weather
     app.hourly_weather = hourly_weather
+    app.weather_day_version = weather_day_version

@@ -13,8 +13,8 @@ numbers of each twin into bytes (one ``struct`` call per twin, the rainflow stac
 the 30-day ring apart), then every feature — rainflow residue counts and CIPS08 damage,
 the 7/30-day windows, SoH slope, ratios and rates — is computed for all rows column-wise
 with numpy. The 30-day ring is summarised once a day per vehicle (``_RING_SUMMARIES``);
-the weather exposure is looked up once per (cell, UTC day) and summed once per distinct
-residency list, all lists of a batch together (:class:`ExposureCache`). A test checks the
+the weather exposure of all residency lists is summed by one compiled pass, each (cell, UTC
+day) looked up once (:class:`models.risk.exposure.ExposureCache`). A test checks the
 result against the straightforward per-twin computation (``tests/risk/reference_features.py``).
 
 >>> from twins.twin import new_twin
@@ -39,6 +39,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from models.risk.exposure import EXPOSURE_FEATURE_NAMES, ExposureCache
 from twins.history import FEATURE_NAMES as HISTORY_FEATURE_NAMES
 from twins.history.daily import AH, DCKWH, DCS, DIST, DRIVE, HARSH, INV_MAX, N_COLS, N_DAYS, N_TOTALS, NO_DATA, \
     PACK_MAX, SCALE
@@ -46,18 +47,13 @@ from twins.history.daily import SOH as SOH_COL
 from twins.history.dtc import ONSET_TAU_DAYS as DTC_TAU_DAYS
 from twins.history.dtc import TRACKED as DTC_TRACKED
 from twins.history.inverter import _K_FIXED, CIPS08_B1, CIPS08_B2, DT_EDGES, MEAN_EDGES, N_BINS, RESIDUE_MAX
-from twins.residency import HISTORY_HOURS, HourlyLookup, Residency, exposure
+from twins.residency import HourlyLookup
 from twins.signals import SLOT
 from twins.twin import Twin
-from twins.weather import MISSING
 
 DAY_MS = 86_400_000
 #: Components with a risk model (the ``component`` column of ``maintenance.csv``).
 COMPONENTS: tuple[str, ...] = ("inverter", "traction_battery", "drive_motor", "lv_battery")
-EXPOSURE_FEATURE_NAMES: tuple[str, ...] = (
-    "weather_degree_hours_above_35c", "weather_degree_hours_below_minus10c", "weather_hours_rh_80",
-    "weather_hours_observed",
-)
 #: Standard SAE J2012 codes with a one-hot column (active in the twin's current DTC list).
 DTC_CODES: tuple[tuple[str, str], ...] = (
     ("P0A7F", "hybrid/EV battery pack deterioration"),
@@ -160,12 +156,12 @@ _ROW_FLOATS: tuple[str, ...] = (
     "arr_eq_s", "arr_obs_s", "cell_peak_c", "soh", "motor_peak_c", "above120_s", "above150_s", "load_s",
     "wake_min_v", "wake_last_v", "lv_min_v", "below_s", "distance_km", "driving_s",
     *(f"base_{k}" for k in range(N_TOTALS)))
-#: ... then int64: yesterday's row of the 30-day ring, ``stack_len`` = length of the rainflow stack,
-#: ``exposure`` = index of the twin's residency list among the rows' distinct ones, the inverter cycle bins.
+#: ... then int64: yesterday's row of the 30-day ring, ``stack_len`` = length of the rainflow stack, the
+#: inverter cycle bins.
 _ROW_INTS: tuple[str, ...] = (
     "day", "first_day", *(f"yesterday_{k}" for k in range(N_COLS)), "n_updates", "direction", "first_seen",
     "last_seen", "n_applied", "dc_sessions", "wakes", "cold_wakes", "lv_events", "harsh_accel", "harsh_brake",
-    "stack_len", "exposure", *(f"bin_{k}" for k in range(N_BINS)))
+    "stack_len", *(f"bin_{k}" for k in range(N_BINS)))
 _NF = len(_ROW_FLOATS)
 #: One struct call per twin converts its numbers while they are in the CPU cache: ~15 ns a number, where
 #: collecting them first and converting all at the end (``np.array``) took ~45.
@@ -273,132 +269,6 @@ def _doubles(items: list[Any]) -> NDArray[np.float64]:
     return np.array(items, dtype=np.float64)
 
 
-def _ints(items: list[Any]) -> NDArray[np.float64]:
-    """``np.array(items, dtype=float64)`` for Python ints: packed as int64 by one ``struct.pack`` (~14 ns a
-    number; ``np.array`` takes ~35). Anything else takes ``np.array``."""
-    try:
-        return np.frombuffer(struct.pack(f"<{len(items)}q", *items), np.int64).astype(np.float64)
-    except (struct.error, OverflowError):                 # a float, None, or beyond int64
-        return np.array(items, dtype=np.float64)
-
-
-def exposure_key(res: Residency) -> tuple[Any, ...]:
-    """What the exposure of ``res`` depends on: its cells, starts and ends (``cells + starts + ends``)."""
-    return (*res.cells, *res.starts, *res.ends)
-
-
-class ExposureCache:
-    """Weather exposure (``twins.residency.exposure``) of many residency lists against one weather lookup.
-
-    Each (cell, UTC day) is looked up once (24 hours), each distinct residency list
-    (:func:`exposure_key`) is summed once, and all new lists of a batch are summed together with
-    numpy (:meth:`of_keys`): an interval's sum is a difference of hourly prefix sums per UTC day
-    it covers. Results equal ``exposure()`` up to the rounding of the summation order;
-    residency lists with overlapping intervals (stays in two cells within one hour) are computed
-    by ``exposure()`` itself. Weather that arrives later is not seen by an existing cache: make
-    one per batch in the stream (``feature_matrix`` does).
-    """
-
-    def __init__(self, hourly_lookup: HourlyLookup, max_entries: int = 500_000) -> None:
-        self.lookup = hourly_lookup
-        self.max_entries = max_entries
-        self._days: dict[tuple[str, int], list[tuple[float, float, float, float]]] = {}
-        self._lists: dict[tuple[Any, ...], tuple[float, float, float, float]] = {}
-
-    def _hours(self, cell: str, day: int) -> list[tuple[float, float, float, float]]:
-        """The hot, cold, wet and observed hours of ``cell`` for each hour of ``day`` (looked up once)."""
-        hit = self._days.get((cell, day))
-        if hit is None:
-            hit = self._days[(cell, day)] = [(0.0, 0.0, 0.0, 0.0)] * 24
-            lookup = self.lookup
-            for h in range(24):
-                obs = lookup(cell, day * 24 + h)
-                if obs is not None:
-                    temp, rh = obs
-                    hit[h] = (max(0.0, temp - 35.0), max(0.0, -10.0 - temp),
-                              1.0 if rh != MISSING and rh >= 80.0 else 0.0, 1.0)
-        return hit
-
-    def of(self, res: Residency) -> tuple[float, float, float, float]:
-        """``EXPOSURE_FEATURE_NAMES`` of one residency list."""
-        hot, cold, wet, seen = self.of_keys([exposure_key(res)])[0].tolist()
-        return hot, cold, wet, seen
-
-    def of_keys(self, keys: Sequence[tuple[Any, ...]]) -> NDArray[np.float64]:
-        """``(len(keys), 4)``: ``EXPOSURE_FEATURE_NAMES`` of the residency lists with these :func:`exposure_key`."""
-        lists = self._lists
-        if len(lists) + len(keys) > self.max_entries or len(self._days) >= self.max_entries:
-            lists.clear()
-            self._days.clear()
-        known = list(map(lists.get, keys))
-        new = [i for i, hit in enumerate(known) if hit is None]
-        if new:
-            fresh = list(map(tuple, self._sum([keys[i] for i in new]).tolist()))
-            lists.update(zip([keys[i] for i in new], fresh))
-            for i, hit in zip(new, fresh):
-                known[i] = hit
-        return np.array(known, dtype=np.float64).reshape(len(keys), 4)
-
-    def _sum(self, keys: list[tuple[Any, ...]]) -> NDArray[np.float64]:
-        """The exposures of residency lists, all at once: every interval clipped to its list's 30-day window
-        and cut at UTC midnights, each piece a difference of its (cell, day) prefix sums."""
-        out = np.zeros((len(keys), 4))
-        lens = [len(key) // 3 for key in keys]
-        todo = [i for i, k in enumerate(lens) if k]        # an empty list has no exposure
-        if not todo:
-            return out
-        cells: list[str] = []
-        starts: list[int] = []
-        ends: list[int] = []
-        for i in todo:
-            key, k = keys[i], lens[i]
-            cells += key[:k]
-            starts += key[k:2 * k]
-            ends += key[2 * k:]
-        counts = np.array([lens[i] for i in todo])
-        owner = np.repeat(np.array(todo), counts)          # the list of each interval
-        e = _ints(ends).astype(np.int64)
-        newest = np.maximum.reduceat(e, np.cumsum(counts) - counts)
-        s = np.maximum(_ints(starts).astype(np.int64), np.repeat(newest - (HISTORY_HOURS - 1), counts))
-        names = list(dict.fromkeys(cells))
-        ids = dict(zip(names, range(len(names))))
-        cell = np.fromiter(map(ids.__getitem__, cells), np.int64, len(cells))
-        keep = s <= e
-        # lists with overlapping stays (two cells within one hour): exposure() counts each hour once. Their
-        # intervals are kept in start order, so only an unsorted list needs sorting first
-        order = np.flatnonzero(keep)
-        same = owner[order[1:]] == owner[order[:-1]]
-        if (s[order[1:]] < s[order[:-1]])[same].any():
-            order = order[np.lexsort((e[order], s[order], owner[order]))]
-            same = owner[order[1:]] == owner[order[:-1]]
-        overlapping = np.unique(owner[order[1:]][same & (s[order[1:]] <= e[order[:-1]])])
-        for i in overlapping.tolist():
-            k = lens[i]
-            res = Residency(list(keys[i][:k]), list(keys[i][k:2 * k]), list(keys[i][2 * k:]))
-            ex = exposure(res, self.lookup)
-            out[i] = [ex[name] for name in EXPOSURE_FEATURE_NAMES]
-        keep &= ~np.isin(owner, overlapping)
-        s, e, owner, cell = s[keep], e[keep], owner[keep], cell[keep]
-        if not len(s):
-            return out
-        # pieces: one per interval and UTC day it covers, summed from the (cell, day)'s hourly prefix sums
-        first_day = s // 24
-        n_days = e // 24 - first_day + 1
-        piece = np.repeat(np.arange(len(s)), n_days)
-        day = first_day[piece] + np.arange(len(piece)) - np.repeat(np.cumsum(n_days) - n_days, n_days)
-        lo = np.maximum(s[piece] - day * 24, 0)
-        hi = np.minimum(e[piece] - day * 24, 23) + 1
-        width = int(day.max()) + 1
-        pairs, which = np.unique(cell[piece] * width + day, return_inverse=True)   # distinct (cell, day)
-        hourly = np.array([self._hours(names[p // width], p % width) for p in pairs.tolist()])
-        prefix = np.zeros((len(pairs), 25, 4))
-        np.cumsum(hourly, axis=1, out=prefix[:, 1:])
-        sums = prefix[which, hi] - prefix[which, lo]    # (pieces, 4)
-        for q in range(4):
-            out[:, q] += np.bincount(owner[piece], weights=sums[:, q], minlength=len(keys))
-        return out
-
-
 class FeatureRows:
     """Feature rows of twins, collected now and computed column-wise later (``matrix``).
 
@@ -419,8 +289,10 @@ class FeatureRows:
         self._blocks: list[NDArray[np.float64]] = []      # unpacked rows: (len(_ROW_FLOATS + _ROW_INTS), rows)
         self._odd: list[tuple[int, tuple[Any, ...]]] = []  # rows _ROW could not pack (None, a float for an int)
         self._stack: list[float] = []                     # the rainflow stacks, one after the other
-        self._exposure_keys: list[tuple[Any, ...]] = []   # the rows' distinct residency lists (exposure_key)
-        self._exposure_index: dict[tuple[Any, ...], int] = {}
+        self._res_cells: list[str] = []                   # the rows' residency lists, one after the other ...
+        self._res_starts: list[int] = []
+        self._res_ends: list[int] = []
+        self._res_lens: list[int] = []                    # ... and the length of each
         self._known_rows: list[NDArray[np.intp]] = []     # rows whose ring summary is known ...
         self._known: list[NDArray[np.float64]] = []       # ... and those summaries
         self._rings: list[bytes] = []                     # _RING of the rows whose summary matrix computes
@@ -460,8 +332,8 @@ class FeatureRows:
         """The pass over the twins; returns the rows of their VINs in ``_RING_SUMMARIES`` (-1: none) when
         reusing ring summaries, else packs every ring."""
         ap_row, pack, pack_seen, ext_stack = self._rows.append, _ROW.pack, _SIGHTINGS.pack, self._stack.extend
-        exp_keys, exp_index = self._exposure_keys, self._exposure_index
-        exp_get = exp_index.get
+        ext_cells, ext_starts, ext_ends = self._res_cells.extend, self._res_starts.extend, self._res_ends.extend
+        ap_res_len = self._res_lens.append
         ap_seen, ap_seen_row = self._sightings.append, self._sighting_rows.append
         cached: list[int] = []
         ap_cached, get_cached, reuse = cached.append, _RING_SUMMARIES.index.get, self.reuse
@@ -485,11 +357,11 @@ class FeatureRows:
             st = rf.stack
             ext_stack(st)
             res = tw.residency
-            key = (*res.cells, *res.starts, *res.ends)      # exposure_key(res)
-            x = exp_get(key)
-            if x is None:
-                x = exp_index[key] = len(exp_keys)
-                exp_keys.append(key)
+            cells = res.cells
+            ext_cells(cells)
+            ext_starts(res.starts)
+            ext_ends(res.ends)
+            ap_res_len(len(cells))
             row = (h.observed_s, inv.peak_c, inv.above80_s, inv.above100_s, inv.damage, rf.cand, d.inv_max,
                    d.pack_max, nan if odo is None else odo, nan if soh is None else soh, nan if lvv is None else lvv,
                    b.ah_as, b.soc_swing_pct, b.dc_kws, b.soc_hi_s, b.soc_lo_s, b.arr_eq_s, b.arr_obs_s,
@@ -497,7 +369,7 @@ class FeatureRows:
                    lv.wake_last_v, lv.min_v, lv.below_s, u.distance_km, u.driving_s, *d.base,
                    day, d.first_day, *ring[j:j + N_COLS], h.n_updates, rf.direction, tw.first_seen, tw.last_seen,
                    tw.n_applied, b.dc_sessions, lv.wakes, lv.cold_wakes, lv.events, u.harsh_accel, u.harsh_brake,
-                   len(st), x, *inv.bins_half)
+                   len(st), *inv.bins_half)
             try:
                 ap_row(pack(*row))
             except (struct.error, OverflowError):
@@ -576,8 +448,7 @@ class FeatureRows:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             _history_columns(col, rows[_F_BASE:_F_BASE + N_TOTALS], rows[_I_BINS:], self._summaries(rows),
                              _doubles(self._stack), D, np.array(self._sighting_rows, dtype=np.intp), out)
-            exposures = self.weather.of_keys(self._exposure_keys).T
-            out[_H:_H + _E] = exposures[:, col["exposure"].astype(np.intp)]
+            out[_H:_H + _E] = self.weather.sums(self._res_cells, self._res_starts, self._res_ends, self._res_lens).T
             _extra_columns(col, out, np.array(self._now, dtype=np.float64),
                            np.array(self._service, dtype=np.float64), ages, self._dtc)
         return np.ascontiguousarray(out.T, dtype=dtype)
@@ -870,8 +741,8 @@ def feature_matrix(twins: Sequence[Twin], hourly_lookup: "HourlyLookup | Exposur
 
     ``now_ms`` is one time for all rows or one per row; the other per-row arguments
     are sequences aligned with ``twins`` (None = unknown for every row). ``hourly_lookup``
-    may be an :class:`ExposureCache` to share weather sums across calls (only while the
-    weather does not change).
+    may be an :class:`ExposureCache` to keep the looked-up weather days across calls (give it a
+    ``day_version`` if the weather changes meanwhile).
     """
     n = len(twins)
     nows = [now_ms] * n if isinstance(now_ms, (int, np.integer)) else list(now_ms)

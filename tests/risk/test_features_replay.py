@@ -237,7 +237,7 @@ def test_kept_ring_summaries_are_used_only_for_the_ring_they_were_computed_from(
 def test_exposures_follow_the_residency_list_and_the_weather(synthetic):
     """Residency lists are summed once per distinct list: a list changed in the middle (same length, same
     first and last interval) or weather that changed between batches gives new sums, equal to exposure()."""
-    from models.risk.features import EXPOSURE_FEATURE_NAMES, ExposureCache, exposure_key
+    from models.risk.features import EXPOSURE_FEATURE_NAMES, ExposureCache
     from twins.residency import Residency, exposure
 
     twins, lookup, services = _final_twins(synthetic[0])
@@ -268,7 +268,7 @@ def test_exposures_follow_the_residency_list_and_the_weather(synthetic):
              Residency(["dhwf", "dhwc"], [end - 30, end - 2], [end - 1, end + 3]),
              Residency(["dhwf", "dhwc", "dhwf"], [end - 900, end - 50, end - 20], [end - 60, end - 30, end]),
              *(other.residency for other in twins)]
-    got = ExposureCache(lookup).of_keys([exposure_key(r) for r in lists])
+    got = ExposureCache(lookup).of_lists(lists)
     want = [[exposure(r, lookup)[n] for n in EXPOSURE_FEATURE_NAMES] for r in lists]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
     assert (got[1:, 3] > 0).all() and got[2, 3] < 36           # observed, and each hour of the overlap once
