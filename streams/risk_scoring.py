@@ -20,11 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from models.risk.artifact import load_model_set
 from models.risk.exposure import ExposureCache
-from models.risk.scoring import score_twins
+from models.risk.scoring import score_twins, warm_up
 from streams import metrics
 from twins.maintenance import COMPONENTS as MAINT_COMPONENTS
 from twins.maintenance import component_age_days
@@ -76,7 +74,7 @@ class RiskScorer:
             return False
         try:
             models = load_model_set(path)
-            models.explain(np.zeros((1, len(models.feature_names))))   # compile the tree walk now, not mid-batch
+            warm_up(models)                               # compile the batch's loops now, not mid-batch
         except Exception as exc:  # keep scoring with the model in force
             self.last_error = f"{path}: {exc}"
             log.error("risk model %s not loaded, keeping %s: %s", path,

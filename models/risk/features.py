@@ -10,9 +10,10 @@ The same builder (:class:`FeatureRows`) makes training rows (``models.risk.repla
 one at the end of every UTC day) and scoring rows in the stream (:func:`feature_matrix`),
 so the two cannot drift apart. It is batched: one pass over the twins packs the raw
 numbers of each twin into bytes (one ``struct`` call per twin, the rainflow stack and
-the 30-day ring apart), then every feature — rainflow residue counts and CIPS08 damage,
-the 7/30-day windows, SoH slope, ratios and rates — is computed for all rows column-wise
-with numpy. The 30-day ring is summarised once a day per vehicle (``_RING_SUMMARIES``);
+the 30-day ring apart), then every feature of every row — rainflow residue counts and
+CIPS08 damage, the 7/30-day windows, SoH slope, ratios and rates — is computed by one
+compiled loop (:func:`models.risk.feature_kernel.fill`, numba). The 30-day ring is
+summarised once a day per vehicle with numpy (``_RING_SUMMARIES``);
 the weather exposure of all residency lists is summed by one compiled pass, each (cell, UTC
 day) looked up once (:class:`models.risk.exposure.ExposureCache`). A test checks the
 result against the straightforward per-twin computation (``tests/risk/reference_features.py``).
@@ -40,13 +41,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.risk.exposure import EXPOSURE_FEATURE_NAMES, ExposureCache
+from models.risk.feature_kernel import CONSTANTS, EDGES_DT, EDGES_MEAN, EXTRA_OUTPUTS, HISTORY_OUTPUTS, HOT_BINS
+from models.risk.feature_kernel import INPUTS as KERNEL_INPUTS
+from models.risk.feature_kernel import LARGE_BINS, N_SUMMARY as _N_SUMMARY
+from models.risk.feature_kernel import S_CELL7 as _S_CELL7, S_CELL30 as _S_CELL30, S_INV7 as _S_INV7
+from models.risk.feature_kernel import S_INV30 as _S_INV30, S_N as _S_N, S_SUM7 as _S_SUM7, S_SUM30 as _S_SUM30
+from models.risk.feature_kernel import S_X as _S_X, S_XX as _S_XX, S_XY as _S_XY, S_Y as _S_Y, fill
 from twins.history import FEATURE_NAMES as HISTORY_FEATURE_NAMES
-from twins.history.daily import AH, DCKWH, DCS, DIST, DRIVE, HARSH, INV_MAX, N_COLS, N_DAYS, N_TOTALS, NO_DATA, \
-    PACK_MAX, SCALE
+from twins.history.daily import INV_MAX, N_COLS, N_DAYS, N_TOTALS, NO_DATA, PACK_MAX, SCALE
 from twins.history.daily import SOH as SOH_COL
-from twins.history.dtc import ONSET_TAU_DAYS as DTC_TAU_DAYS
 from twins.history.dtc import TRACKED as DTC_TRACKED
-from twins.history.inverter import _K_FIXED, CIPS08_B1, CIPS08_B2, DT_EDGES, MEAN_EDGES, N_BINS, RESIDUE_MAX
+from twins.history.inverter import N_BINS
 from twins.residency import HourlyLookup
 from twins.signals import SLOT
 from twins.twin import Twin
@@ -142,12 +147,6 @@ _SOH = SLOT["Vehicle.Powertrain.TractionBattery.StateOfHealth"]
 _LV = SLOT["Vehicle.LowVoltageBattery.CurrentVoltage"]
 _DTC = SLOT["Vehicle.Diagnostics.DTCList"]
 _NAN = math.nan
-_H = len(HISTORY_FEATURE_NAMES)
-_HOT_BINS = tuple(n for n in HISTORY_FEATURE_NAMES if n.startswith("inv_cycles_dt_") and n.endswith("_tm_70up"))
-_LARGE_BINS = tuple(n for n in HISTORY_FEATURE_NAMES
-                    if n.startswith(("inv_cycles_dt_20_40", "inv_cycles_dt_40_60", "inv_cycles_dt_60up")))
-_E = len(EXPOSURE_FEATURE_NAMES)
-_HIX = {n: i for i, n in enumerate(HISTORY_FEATURE_NAMES)}
 _N_DTC = len(DTC_TRACKED)
 #: The numbers ``FeatureRows.add`` copies out of every twin, in the order it packs them (``_ROW``): float64 ...
 _ROW_FLOATS: tuple[str, ...] = (
@@ -168,27 +167,27 @@ _NF = len(_ROW_FLOATS)
 _ROW = struct.Struct(f"<{_NF}d{len(_ROW_INTS)}q")
 _NO_ROW = bytes(_ROW.size)
 _F_BASE = _ROW_FLOATS.index("base_0")
-_I_BINS = _NF + _ROW_INTS.index("bin_0")
 #: The rows (of the unpacked ``_ROW``) that fingerprint a twin's 30-day ring (see ``_RingSummaries``): day,
 #: first day, the totals at the day's first reading, yesterday's ring row and the twin's first reading time.
 _FINGERPRINT = np.array([_NF, _NF + 1, *range(_F_BASE, _F_BASE + N_TOTALS), *range(_NF + 2, _NF + 2 + N_COLS),
                          _NF + _ROW_INTS.index("first_seen")])
+_ROW_INDEX = {name: i for i, name in enumerate(_ROW_FLOATS + _ROW_INTS)}
+# where the compiled feature pass (models.risk.feature_kernel.fill) finds its inputs and puts its outputs
+_KERNEL_INPUTS = np.array([_ROW_INDEX[name] for name in KERNEL_INPUTS])
+_BIN_FEATURES = [n for n in HISTORY_FEATURE_NAMES if n.startswith("inv_cycles_dt_")]      # in bin order
+_KERNEL_HISTORY = np.array([FEATURE_INDEX[_BIN_FEATURES[int(n[4:])] if n.startswith("bin_") else n]
+                            for n in HISTORY_OUTPUTS])
+_KERNEL_EXPOSURE = np.array([FEATURE_INDEX[n] for n in EXPOSURE_FEATURE_NAMES])
+_KERNEL_EXTRA = np.array([FEATURE_INDEX[n] for n in EXTRA_OUTPUTS])
+if sorted([*_KERNEL_HISTORY, *_KERNEL_EXPOSURE, *_KERNEL_EXTRA]) != list(range(N_FEATURES)):
+    raise AssertionError("models.risk.feature_kernel must compute every feature once")
 _RING = struct.Struct(f"<{N_DAYS * N_COLS}i")        # int32: the ring holds small quantised ints
 _NO_RING = bytes(_RING.size)
 # trouble-code sightings (kept only for twins that ever saw a tracked code): the twin's last update, then per
-# tracked code last seen, onsets and onset time
-_D_LAST, _D_SEEN, _D_ONSETS, _D_AT = 0, 1, 1 + _N_DTC, 1 + 2 * _N_DTC
+# tracked code last seen, onsets and onset time (the layout models.risk.feature_kernel.fill reads)
 _N_D = 1 + 3 * _N_DTC
 _SIGHTINGS = struct.Struct(f"<{_N_D}d")
-_DT_EDGES = np.array(DT_EDGES)
-_MEAN_EDGES = np.array(MEAN_EDGES)
 _SCALE6 = np.array(SCALE[:N_TOTALS])
-# ring summary rows: stored sums of the totals over the 7- and 30-day windows, stored maxima (-inf = none)
-# of the inverter and cell temperature per window, and the SoH regression sums (x = day - current day)
-_S_SUM7, _S_SUM30 = 0, N_TOTALS
-_S_INV7, _S_INV30, _S_CELL7, _S_CELL30 = 2 * N_TOTALS, 2 * N_TOTALS + 1, 2 * N_TOTALS + 2, 2 * N_TOTALS + 3
-_S_N, _S_X, _S_Y, _S_XX, _S_XY = range(2 * N_TOTALS + 4, 2 * N_TOTALS + 9)
-_N_SUMMARY = 2 * N_TOTALS + 9
 _NO_SUMMARY = np.array((0.0,) * (2 * N_TOTALS) + (-math.inf,) * 4 + (0.0,) * 5)
 _UNKNOWN_AGES = (None,) * len(COMPONENTS)
 _UNKNOWN_AGES_LIST = [None] * len(COMPONENTS)
@@ -270,12 +269,12 @@ def _doubles(items: list[Any]) -> NDArray[np.float64]:
 
 
 class FeatureRows:
-    """Feature rows of twins, collected now and computed column-wise later (``matrix``).
+    """Feature rows of twins, collected now and computed later (``matrix``).
 
     ``add`` copies every number the features need out of the twins (so the twins may change
     afterwards: the training replay adds a row per vehicle-day while it keeps merging) in one
     pass of attribute reads, packed at once into float64/int64 bytes per twin (``_ROW``);
-    ``matrix`` computes all features of all rows from those with numpy. Training
+    ``matrix`` computes all features of all rows from those in one compiled pass. Training
     (``models.risk.replay``) and the stream (``feature_matrix``) both go through this class.
     ``reuse_ring_summaries`` reuses and keeps the 30-day ring summaries per VIN
     (``_RING_SUMMARIES``): for scoring, where a twin is scored many times a day.
@@ -405,11 +404,11 @@ class FeatureRows:
     def _reuse_summaries(self, twins: Sequence[Twin], n0: int, cached: list[int]) -> None:
         """Take the kept summaries of the rows from ``n0`` whose ring fingerprint is unchanged; copy the
         rings of the others."""
-        fingerprints = self._unpacked()[-1][_FINGERPRINT]
+        fingerprints = self._unpacked()[-1][:, _FINGERPRINT]
         index = np.array(cached, dtype=np.intp)
-        day = fingerprints[0]
+        day = fingerprints[:, 0]
         same = (index >= 0) & (day >= 0)
-        same[same] = (_RING_SUMMARIES.fingerprints[index[same]] == fingerprints[:, same].T).all(axis=1)
+        same[same] = (_RING_SUMMARIES.fingerprints[index[same]] == fingerprints[same]).all(axis=1)
         self._known_rows.append(n0 + np.flatnonzero(same))
         self._known.append(_RING_SUMMARIES.summaries[index[same]])
         for k in np.flatnonzero(~same & (day >= 0)).tolist():
@@ -417,13 +416,14 @@ class FeatureRows:
             self._add_ring(n0 + k, tw.vin, tw.history.daily.ring)
 
     def _unpacked(self) -> list[NDArray[np.float64]]:
-        """``_blocks``, after unpacking the rows packed since the last call."""
+        """``_blocks``, after unpacking the rows packed since the last call: ``(rows, len(_ROW_FLOATS +
+        _ROW_INTS))`` float64, row-major (the ints converted in place)."""
         if self._rows:
             n = len(self._rows)
-            raw = np.frombuffer(b"".join(self._rows), np.float64).reshape(n, -1)
-            block = np.concatenate([raw[:, :_NF].T, raw.view(np.int64)[:, _NF:].T.astype(np.float64)])
+            block = np.frombuffer(bytearray().join(self._rows), np.float64).reshape(n, -1)
+            block[:, _NF:] = block.view(np.int64)[:, _NF:]
             for i, row in self._odd:                      # as np.array reads them (None = NaN)
-                block[:, i - (self._n - n)] = np.array(row, dtype=np.float64)
+                block[i - (self._n - n)] = np.array(row, dtype=np.float64)
             self._blocks.append(block)
             self._rows, self._odd = [], []
         return self._blocks
@@ -438,23 +438,32 @@ class FeatureRows:
         if n == 0:
             return np.empty((0, N_FEATURES), dtype=dtype)
         blocks = self._unpacked()
-        rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
-        col = dict(zip(_ROW_FLOATS + _ROW_INTS, rows))
-        D = np.frombuffer(b"".join(self._sightings), np.float64).reshape(-1, _N_D).T
-        ages = np.full((len(COMPONENTS), n), _NAN)
+        rows = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        lens = rows[:, _ROW_INDEX["stack_len"]].astype(np.int64)
+        stack_start = np.zeros(n + 1, np.int64)
+        np.cumsum(lens, out=stack_start[1:])
+        D = np.frombuffer(b"".join(self._sightings), np.float64).reshape(-1, _N_D)
+        sighting = np.full(n, -1, np.int64)
+        sighting[self._sighting_rows] = np.arange(len(self._sighting_rows))
+        ages = np.full((n, len(COMPONENTS)), _NAN)
         if self._ages:
-            ages[:, self._age_rows] = np.array(self._ages, dtype=np.float64).T
-        out = np.empty((N_FEATURES, n))                 # feature-major: every feature is written contiguously
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            _history_columns(col, rows[_F_BASE:_F_BASE + N_TOTALS], rows[_I_BINS:], self._summaries(rows),
-                             _doubles(self._stack), D, np.array(self._sighting_rows, dtype=np.intp), out)
-            out[_H:_H + _E] = self.weather.sums(self._res_cells, self._res_starts, self._res_ends, self._res_lens).T
-            _extra_columns(col, out, np.array(self._now, dtype=np.float64),
-                           np.array(self._service, dtype=np.float64), ages, self._dtc)
-        return np.ascontiguousarray(out.T, dtype=dtype)
+            ages[self._age_rows] = np.array(self._ages, dtype=np.float64)
+        flags = np.zeros((n, 1 + len(DTC_CODES)))
+        for i, codes in self._dtc:
+            flags[i, 0] = len(codes)
+            for j, (code, _) in enumerate(DTC_CODES):
+                if any(c.startswith(code) for c in codes):
+                    flags[i, 1 + j] = 1.0
+        exposure = self.weather.sums(self._res_cells, self._res_starts, self._res_ends, self._res_lens)
+        out = np.empty((n, N_FEATURES))
+        fill(rows, _KERNEL_INPUTS, _doubles(self._stack), stack_start, self._summaries(rows), D, sighting, exposure,
+             np.array(self._now, dtype=np.float64), np.array(self._service, dtype=np.float64), ages, flags,
+             _KERNEL_HISTORY, _KERNEL_EXPOSURE, _KERNEL_EXTRA, EDGES_DT, EDGES_MEAN, HOT_BINS, LARGE_BINS, CONSTANTS,
+             out)
+        return out if dtype == np.float64 else out.astype(dtype)
 
     def _summaries(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``(_N_SUMMARY, n)`` ring summaries: the known ones, and the others from their rings (then kept)."""
+        """``(n, _N_SUMMARY)`` ring summaries: the known ones, and the others from their rings (then kept)."""
         summary = np.empty((self._n, _N_SUMMARY))
         summary[:] = _NO_SUMMARY                           # rows without a day yet
         if self._known:
@@ -464,11 +473,11 @@ class FeatureRows:
             ring = np.frombuffer(b"".join(self._rings), np.int32).reshape(len(miss), N_DAYS, N_COLS).astype(float)
             for k, odd in self._odd_rings:                # as np.array reads them
                 ring[k] = np.array(odd, dtype=np.float64).reshape(N_DAYS, N_COLS)
-            fingerprints = rows[_FINGERPRINT][:, miss]
-            summary[miss] = fresh = _ring_summary(ring, fingerprints[0], fingerprints[1])
+            fingerprints = rows[miss][:, _FINGERPRINT]
+            summary[miss] = fresh = _ring_summary(ring, fingerprints[:, 0], fingerprints[:, 1])
             if self.reuse:
-                _RING_SUMMARIES.store(self._ring_vins, fingerprints.T, fresh)
-        return summary.T
+                _RING_SUMMARIES.store(self._ring_vins, fingerprints, fresh)
+        return summary
 
 
 def _ring_summary(ring: NDArray[np.float64], day: NDArray[np.float64], first: NDArray[np.float64]
@@ -499,226 +508,6 @@ def _ring_summary(ring: NDArray[np.float64], day: NDArray[np.float64], first: ND
     return out
 
 
-#: The derived extra columns after ``observed_span_days``, in ``EXTRA_FEATURES`` order: ``("ratio", a, b)``
-#: = a / b (NaN where b < 1 or a unknown; "observed" = history_observed_h, "span" = observed_span_days,
-#: "hot"/"large" = the hot/large inverter cycle bins summed) or ``("diff", a, b)`` = a - b.
-_EXTRA_DERIVED: tuple[tuple[str, str, str], ...] = (
-    ("ratio", "inv_hours_above_80c", "observed"), ("ratio", "inv_damage_cips08", "span"),
-    ("ratio", "motor_hours_above_120c", "observed"), ("ratio", "batt_efc", "span"),
-    ("ratio", "batt_dcfc_sessions", "span"), ("ratio", "batt_hours_soc_above_90", "observed"),
-    ("ratio", "lv_low_events", "span"), ("ratio", "odo", "age"),
-    ("diff", "daily_inv_temp_max_7d", "daily_inv_temp_max_30d"),
-    ("diff", "daily_cell_temp_max_7d", "daily_cell_temp_max_30d"),
-    ("ratio", "inv_hours_above_100c", "observed"), ("ratio", "inv_cycles_total", "span"), ("ratio", "hot", "span"),
-    ("ratio", "large", "span"), ("ratio", "motor_hours_above_150c", "observed"),
-    ("ratio", "motor_load_hours", "observed"), ("ratio", "usage_driving_hours", "observed"),
-    ("ratio", "batt_ah_throughput", "span"), ("ratio", "batt_dcfc_kwh", "span"),
-    ("ratio", "batt_hours_soc_below_10", "observed"), ("ratio", "lv_wakes", "span"),
-    ("ratio", "lv_cold_wakes", "lv_wakes"), ("ratio", "lv_hours_below_12v", "observed"),
-)
-
-
-def _known(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.where(np.isfinite(x), x, _NAN)
-
-
-def _ratio_v(a: NDArray[np.float64], b: NDArray[np.float64], min_b: float) -> NDArray[np.float64]:
-    """``a / b`` where ``b >= min_b`` and ``a`` is known, else NaN."""
-    return np.where((b >= min_b) & ~np.isnan(a), a / b, _NAN)
-
-
-def _cips08_damage(rng: NDArray[np.float64], tmin: NDArray[np.float64], count: NDArray[np.float64]
-                   ) -> NDArray[np.float64]:
-    """``count / cips08_cycles_to_failure(rng, tmin)`` (0 for no swing), as ``twins.history.inverter`` computes it."""
-    pos = rng > 0.0
-    r = np.where(pos, rng, 1.0)
-    nf = _K_FIXED * r**CIPS08_B1 * np.exp(CIPS08_B2 / (tmin + 273.15))
-    return np.where(pos, count / nf, 0.0)
-
-
-def _residue(stack: NDArray[np.float64], lens: NDArray[np.int64], cand: NDArray[np.float64],
-             direction: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
-                                                      NDArray[np.float64]]:
-    """``twins.history.rainflow.residue_cycles`` of every row at once: (row, a, b, count) of each cycle."""
-    n = len(lens)
-    width = int(lens.max(initial=0)) + 1
-    S = np.zeros((n, width))
-    rows = np.repeat(np.arange(n), lens)
-    cols = np.arange(len(stack)) - np.repeat(np.cumsum(lens) - lens, lens)
-    S[rows, cols] = stack
-    start = np.zeros(n, dtype=np.int64)
-    end = lens.copy()
-    out_r: list[NDArray[np.int64]] = []
-    out_a: list[NDArray[np.float64]] = []
-    out_b: list[NDArray[np.float64]] = []
-    out_c: list[NDArray[np.float64]] = []
-    push = np.flatnonzero(direction != 0)
-    S[push, end[push]] = cand[push]                       # the pending extreme becomes a point (push_point)
-    end[push] += 1
-    live = push
-    while len(live):                                      # push_point's loop, for every row still closing ranges
-        live = live[end[live] - start[live] >= 3]
-        e = end[live]
-        a, b, p = S[live, e - 3], S[live, e - 2], S[live, e - 1]
-        close = np.abs(p - b) >= np.abs(b - a)
-        live, e, a, b, p = live[close], e[close], a[close], b[close], p[close]
-        if not len(live):
-            break
-        half = e - start[live] == 3
-        out_r.append(live)
-        out_a.append(a)
-        out_b.append(b)
-        out_c.append(np.where(half, 0.5, 1.0))
-        start[live[half]] += 1                            # step 5: the start point goes
-        full = live[~half]
-        S[full, end[full] - 3] = S[full, end[full] - 1]   # step 4: the two points of the cycle go
-        end[full] -= 2
-    over = push[end[push] - start[push] > RESIDUE_MAX]    # bounded memory: forced half cycle
-    if len(over):
-        out_r.append(over)
-        out_a.append(S[over, start[over]])
-        out_b.append(S[over, start[over] + 1])
-        out_c.append(np.full(len(over), 0.5))
-        start[over] += 1
-    j = np.arange(width - 1)[None, :]
-    pair = (j >= start[:, None]) & (j < end[:, None] - 1)  # step 6: the residue, as half cycles
-    pr, pc = np.nonzero(pair)
-    out_r.append(pr)
-    out_a.append(S[pr, pc])
-    out_b.append(S[pr, pc + 1])
-    out_c.append(np.full(len(pr), 0.5))
-    return (np.concatenate(out_r), np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_c))
-
-
-def _history_columns(col: dict[str, NDArray[np.float64]], base: NDArray[np.float64], bins: NDArray[np.float64],
-                     S: NDArray[np.float64], stack: NDArray[np.float64], D: NDArray[np.float64],
-                     sighting_rows: NDArray[np.intp], out: NDArray[np.float64]) -> None:
-    """``twins.history.features`` of every row, into ``out[:_H]`` (feature-major). ``base``: the rows' daily
-    base totals, ``bins``: their stored half-cycle counts, ``S``: their ring summaries, ``D``: the trouble-code
-    sightings of ``sighting_rows``."""
-    n = out.shape[1]
-    f: dict[str, NDArray[np.float64]] = {}
-    # inverter cycles: stored half counts plus the residue (cycle_summary)
-    counts = bins * 0.5
-    r, a, b, c = _residue(stack, col["stack_len"].astype(np.int64), col["rf_cand"], col["direction"])
-    rng = np.abs(b - a)
-    k = np.searchsorted(_DT_EDGES, rng, side="right") * (len(MEAN_EDGES) + 1) + np.searchsorted(
-        _MEAN_EDGES, (a + b) * 0.5, side="right")
-    counts += np.bincount(k * n + r, weights=c, minlength=N_BINS * n).reshape(N_BINS, n)
-    damage = col["inv_damage"] + np.bincount(r, weights=_cips08_damage(rng, np.minimum(a, b), c), minlength=n)
-    f["history_observed_h"] = col["observed_s"] / 3600.0
-    f["history_updates"] = col["n_updates"]
-    f["inv_temp_peak_c"] = _known(col["inv_peak_c"])
-    f["inv_hours_above_80c"] = col["inv_above80_s"] / 3600.0
-    f["inv_hours_above_100c"] = col["inv_above100_s"] / 3600.0
-    f["inv_cycles_total"] = counts.sum(axis=0)
-    for j, name in enumerate(n for n in HISTORY_FEATURE_NAMES if n.startswith("inv_cycles_dt_")):
-        f[name] = counts[j]
-    f["inv_damage_cips08"] = damage
-    f["batt_ah_throughput"] = col["ah_as"] / 3600.0
-    f["batt_efc"] = col["soc_swing_pct"] / 200.0
-    f["batt_dcfc_sessions"] = col["dc_sessions"]
-    f["batt_dcfc_kwh"] = col["dc_kws"] / 3600.0
-    f["batt_hours_soc_above_90"] = col["soc_hi_s"] / 3600.0
-    f["batt_hours_soc_below_10"] = col["soc_lo_s"] / 3600.0
-    f["batt_arrhenius_eq_hours_25c"] = col["arr_eq_s"] / 3600.0
-    arr_obs = col["arr_obs_s"]
-    f["batt_arrhenius_mean_factor"] = np.where(arr_obs != 0, col["arr_eq_s"] / arr_obs, _NAN)
-    f["batt_cell_temp_peak_c"] = _known(col["cell_peak_c"])
-    soh = col["soh"]
-    f["batt_soh_pct"] = np.where(soh >= 0.0, soh, _NAN)
-    f["motor_temp_peak_c"] = _known(col["motor_peak_c"])
-    f["motor_hours_above_120c"] = col["above120_s"] / 3600.0
-    f["motor_hours_above_150c"] = col["above150_s"] / 3600.0
-    f["motor_load_hours"] = col["load_s"] / 3600.0
-    f["lv_wake_min_v"] = _known(col["wake_min_v"])
-    f["lv_wake_last_v"] = _known(col["wake_last_v"])
-    f["lv_wakes"] = col["wakes"]
-    f["lv_cold_wakes"] = col["cold_wakes"]
-    f["lv_min_v"] = _known(col["lv_min_v"])
-    f["lv_hours_below_12v"] = col["below_s"] / 3600.0
-    f["lv_low_events"] = col["lv_events"]
-    dist = col["distance_km"]
-    harsh = col["harsh_accel"] + col["harsh_brake"]
-    f["usage_distance_km"] = dist
-    f["usage_driving_hours"] = col["driving_s"] / 3600.0
-    f["usage_harsh_accel"] = col["harsh_accel"]
-    f["usage_harsh_brake"] = col["harsh_brake"]
-    f["usage_harsh_per_100km"] = np.where(dist >= 1.0, harsh / dist * 100.0, _NAN)
-    # daily windows (twins.history.daily.window): the live day plus the stored days of the window
-    day, first = col["day"], col["first_day"]
-    seen = day >= 0
-    totals = (dist, col["driving_s"], col["ah_as"], col["dc_sessions"], col["dc_kws"], harsh)
-    live = [totals[t] - base[t] for t in range(N_TOTALS)]
-    for w, c_sum, c_inv, c_cell in ((7, _S_SUM7, _S_INV7, _S_CELL7), (30, _S_SUM30, _S_INV30, _S_CELL30)):
-        sums = {t: np.where(seen, live[t] + S[c_sum + t], 0.0)
-                for t in ((DIST, DRIVE, AH, DCS) if w == 7 else range(N_TOTALS))}
-        days = np.where(seen, np.minimum(w, day - first + 1), 0.0)
-        has_days = days != 0
-        div = np.where(has_days, days, 1.0)
-        f[f"daily_days_{w}d"] = days
-        f[f"daily_km_{w}d"] = sums[DIST]
-        f[f"daily_km_per_day_{w}d"] = np.where(has_days, sums[DIST] / div, _NAN)
-        f[f"daily_driving_h_per_day_{w}d"] = np.where(has_days, sums[DRIVE] / 3600.0 / div, _NAN)
-        f[f"daily_ah_per_day_{w}d"] = np.where(has_days, sums[AH] / 3600.0 / div, _NAN)
-        f[f"daily_dcfc_sessions_{w}d"] = sums[DCS]
-        for name, c_s, c_live in (("inv", c_inv, "day_inv_max"), ("cell", c_cell, "day_pack_max")):
-            mx = np.maximum(S[c_s], col[c_live])
-            f[f"daily_{name}_temp_max_{w}d"] = np.where(seen & (mx > -np.inf), mx, _NAN)
-        if w == 30:
-            f["daily_dcfc_kwh_30d"] = sums[DCKWH] / 3600.0
-            f["daily_harsh_30d"] = sums[HARSH]
-    # SoH slope (twins.history.daily.soh_slope_per_day): stored end-of-day SoH in the window + today's (x = 0)
-    cur = seen & (soh >= 0.0)
-    cnt = S[_S_N] + cur
-    safe = np.maximum(cnt, 1.0)
-    sy = S[_S_Y] + np.where(cur, soh, 0.0)
-    sxx = S[_S_XX] - S[_S_X] * S[_S_X] / safe
-    sxy = S[_S_XY] - S[_S_X] * sy / safe
-    f["batt_soh_slope_pct_per_day"] = np.where(cnt >= 2, sxy / np.where(sxx != 0, sxx, 1.0), _NAN)
-    # trouble-code sightings (twins.history.dtc): NaN days / no onsets for the rows that never saw a code
-    last = D[_D_LAST]
-    for t, code in enumerate(DTC_TRACKED):
-        seen_ms, at = D[_D_SEEN + t], D[_D_AT + t]
-        f[f"dtc_days_since_{code}"] = since = np.full(n, _NAN)
-        since[sighting_rows] = np.where(seen_ms != 0, (last - seen_ms) / 86_400_000.0, _NAN)
-        f[f"dtc_onsets_30d_{code}"] = onsets = np.zeros(n)
-        onsets[sighting_rows] = np.where(at != 0, D[_D_ONSETS + t] * np.exp(
-            -(last - at) / (DTC_TAU_DAYS * 86_400_000.0)), 0.0)
-    for j, name in enumerate(HISTORY_FEATURE_NAMES):
-        out[j] = f[name]
-
-
-def _extra_columns(col: dict[str, NDArray[np.float64]], out: NDArray[np.float64], now: NDArray[np.float64],
-                   service: NDArray[np.float64], ages: NDArray[np.float64],
-                   dtc: list[tuple[int, Sequence[str]]]) -> None:
-    """``EXTRA_FEATURES`` of every row, into ``out[_H + _E:]`` (needs the history features filled)."""
-    def h(name: str) -> NDArray[np.float64]:
-        return out[_HIX[name]]
-
-    n = out.shape[1]
-    odo = col["odo"]
-    age = (now - service) / DAY_MS                        # NaN where the in-service date is unknown
-    flags = np.zeros((1 + len(DTC_CODES), n))
-    for i, codes in dtc:
-        flags[0, i] = len(codes)
-        for j, (code, _) in enumerate(DTC_CODES):
-            if any(c.startswith(code) for c in codes):
-                flags[1 + j, i] = 1.0
-    span = np.where(col["n_applied"] != 0, (col["last_seen"] - col["first_seen"]) / DAY_MS, _NAN)
-    hot = out[[_HIX[x] for x in _HOT_BINS]].sum(axis=0)
-    large = out[[_HIX[x] for x in _LARGE_BINS]].sum(axis=0)
-    per = {"observed": h("history_observed_h"), "span": span, "age": age, "hot": hot, "large": large, "odo": odo}
-
-    def ratio(num: str, den: str) -> NDArray[np.float64]:
-        return _ratio_v(per[num] if num in per else h(num), per[den] if den in per else h(den), 1.0)
-
-    cols = [odo, age, *np.where(np.isnan(ages), age, ages), col["soh_now"], col["lv_now"], *flags, span]
-    cols += [ratio(a, b) if kind == "ratio" else h(a) - h(b) for kind, a, b in _EXTRA_DERIVED]
-    for j, x in enumerate(cols):
-        out[_H + _E + j] = x
-
-
 def twin_features(twin: Twin, hourly_lookup: "HourlyLookup | ExposureCache", *, now_ms: int,
                   in_service_ms: int | None,
                   component_ages_days: Mapping[str, float | None] | None) -> NDArray[np.float64]:
@@ -737,7 +526,7 @@ def feature_matrix(twins: Sequence[Twin], hourly_lookup: "HourlyLookup | Exposur
                    now_ms: int | Sequence[int], in_service_ms: Sequence[int | None] | None = None,
                    component_ages_days: Sequence[Mapping[str, float | None] | None] | None = None,
                    dtype: Any = np.float64) -> NDArray[Any]:
-    """Rows of :func:`twin_features` for many twins, shape ``(len(twins), N_FEATURES)``, computed column-wise.
+    """Rows of :func:`twin_features` for many twins, shape ``(len(twins), N_FEATURES)``, computed in one batch.
 
     ``now_ms`` is one time for all rows or one per row; the other per-row arguments
     are sequences aligned with ``twins`` (None = unknown for every row). ``hourly_lookup``

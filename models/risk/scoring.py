@@ -19,9 +19,9 @@ from numpy.typing import NDArray
 
 from models.risk.artifact import RiskModelSet
 from models.risk.features import ExposureCache, feature_matrix, paused_gc
-from twins.residency import HourlyLookup
+from twins.residency import HourlyLookup, Residency
 from twins.risk import RiskState
-from twins.twin import Twin
+from twins.twin import Twin, new_twin
 
 
 def risk_states(models: RiskModelSet, proba: NDArray[np.float64], idx: NDArray[np.intp], val: NDArray[np.float64],
@@ -36,6 +36,14 @@ def risk_states(models: RiskModelSet, proba: NDArray[np.float64], idx: NDArray[n
         contrib = val.reshape(n, -1).tolist()
         return [RiskState(version, scored_ms, horizon, comps, p, t, c)
                 for p, t, c in zip(proba.tolist(), top, contrib)]
+
+
+def warm_up(models: RiskModelSet) -> None:
+    """Compile the batch's numba loops (feature rows, exposure, tree walk) now, not in the first batch:
+    a few seconds once per machine (numba caches the machine code), well under a second afterwards."""
+    twin = new_twin("WARMUP00000000000")
+    twin.residency = Residency(["s000"], [0], [0])
+    score_twins(models, [twin], ExposureCache(lambda cell, hour: None), now_ms=0, in_service_ms=[None])
 
 
 def score_twins(models: RiskModelSet, twins: Sequence[Twin], hourly_lookup: "HourlyLookup | ExposureCache", *,

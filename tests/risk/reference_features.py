@@ -11,13 +11,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.risk.features import (_DTC, _HOT_BINS, _LARGE_BINS, _LV, _ODO, _SOH, COMPONENTS, DAY_MS, DTC_CODES,
-                                  EXPOSURE_FEATURE_NAMES, N_FEATURES)
+from models.risk.features import _DTC, _LV, _ODO, _SOH, COMPONENTS, DAY_MS, DTC_CODES, EXPOSURE_FEATURE_NAMES, N_FEATURES
+from twins.history import FEATURE_NAMES as HISTORY_FEATURE_NAMES
 from twins.history import features as history_features
 from twins.residency import HourlyLookup, exposure
 from twins.twin import Twin
 
 _NAN = math.nan
+#: Inverter cycle bins with a mean temperature of 70 °C and more, and with a swing of 20 K and more.
+_HOT_BINS = [n for n in HISTORY_FEATURE_NAMES if n.startswith("inv_cycles_dt_") and n.endswith("_tm_70up")]
+_LARGE_BINS = [n for n in HISTORY_FEATURE_NAMES if n.startswith(("inv_cycles_dt_20_40", "inv_cycles_dt_40_60",
+                                                                  "inv_cycles_dt_60up"))]
 
 
 def _num(v: Any) -> float:

@@ -292,3 +292,33 @@ def test_numbers_of_an_unexpected_type_are_read_as_numpy_would(synthetic):
     mixed = odd + twins[4:8]
     _check(mixed, lookup, services[:4] + services[4:8], now,
            feature_matrix(mixed, lookup, now_ms=now, in_service_ms=services[:4] + services[4:8]))
+
+
+def test_residue_edge_cases_equal_the_per_twin_reference(synthetic):
+    """The inverter residue as twins.history.inverter.cycle_summary counts it: a full stack of converging
+    turning points plus a pending extreme (65 points: 64 half cycles), a pending extreme that closes ranges,
+    a flat stack (no swing: no damage), no reversal yet (the extreme is not a point), and an empty stack."""
+    from twins.history.inverter import RESIDUE_MAX
+    from twins.twin import copy_twin
+
+    twins, lookup, services = _final_twins(synthetic[0])
+    now = max(t.last_seen for t in twins) + 3_600_000
+    edge = [copy_twin(twins[i % len(twins)]) for i in range(5)]
+    converging = [60.0 + (-1) ** k * (40.0 - 0.5 * k) for k in range(RESIDUE_MAX)]
+    stacks = [(converging, 60.0 + 39.0 * (-1) ** RESIDUE_MAX * 0.01, 1),
+              ([50.0, 20.0, 45.0, 25.0, 40.0], 110.0, 1),
+              ([70.0, 70.0, 70.0], 70.0, -1),
+              ([55.0], 55.0, 0),
+              ([], 0.0, 0)]
+    for i, (t, (stack, cand, direction)) in enumerate(zip(edge, stacks)):
+        t.vin = f"RESIDUEEDGE{i:06d}"
+        rf = t.history.inverter.rf
+        rf.stack, rf.cand, rf.direction = list(stack), cand, direction
+    got = feature_matrix(edge, lookup, now_ms=now, in_service_ms=services[:5])
+    want = _check(edge, lookup, services[:5], now, got)
+    damage, total = FEATURE_INDEX["inv_damage_cips08"], FEATURE_INDEX["inv_cycles_total"]
+    residue = [want[i, total] - sum(t.history.inverter.bins_half) * 0.5 for i, t in enumerate(edge)]
+    assert residue == [RESIDUE_MAX * 0.5, 2.5, 1.5, 0.0, 0.0]         # 70, 70, 70, 70: a full cycle of 0 K + a half
+    stored = [t.history.inverter.damage for t in edge]
+    assert want[0, damage] > stored[0] and want[1, damage] > stored[1]
+    assert (want[2, damage], want[3, damage], want[4, damage]) == (stored[2], stored[3], stored[4])
