@@ -116,7 +116,8 @@ def _scoring_and_charging(r: dict[str, Any]) -> list[str]:
     sc = r.get("scoring")
     if sc:
         e2e = sc.get("end_to_end_twins_per_s")
-        setup = (f"batches of {sc.get('batch_twins', 0):,} twins, {sc.get('threads', 1)} thread, model "
+        setup = (f"batches of {sc.get('batch_twins', 0):,} twins (distinct vehicles and residency lists, weather "
+                 f"days already looked up), {sc.get('threads', 1)} thread, model "
                  f"{sc.get('artifact_version')} (`python -m bench.risk`)")
         out.append(f"| risk scoring, twins/s end to end (feature rows + probabilities + top features + the stored "
                    f"`RiskState`) | {e2e:,.0f} | {setup} |")
