@@ -98,6 +98,9 @@ S_SUM7, S_SUM30 = 0, N_TOTALS
 S_INV7, S_INV30, S_CELL7, S_CELL30 = 2 * N_TOTALS, 2 * N_TOTALS + 1, 2 * N_TOTALS + 2, 2 * N_TOTALS + 3
 S_N, S_X, S_Y, S_XX, S_XY = range(2 * N_TOTALS + 4, 2 * N_TOTALS + 9)
 N_SUMMARY = 2 * N_TOTALS + 9
+#: The positions above as one array, passed to the kernel: they follow from other modules' constants
+#: (``N_TOTALS``, ``N_BINS``), and numba's cache of the compiled kernel knows only this file.
+LAYOUT = np.array([S_SUM7, S_SUM30, S_INV7, S_INV30, S_CELL7, S_CELL30, S_N, S_X, S_Y, S_XX, S_XY, _H_OBS, _H_I80, _H_I100, _H_TOTAL, _H_BIN0, _H_DMG, _H_AH, _H_EFC, _H_DCS, _H_DCKWH, _H_HI, _H_LO, _H_M120, _H_M150, _H_MLOAD, _H_WAKES, _H_COLD, _H_BELOW, _H_LVEV, _H_DRIVE, _H_INV7, _H_INV30, _H_CELL7, _H_CELL30])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -144,7 +147,7 @@ def _count(a: float, b: float, c: float, bins: Any, damage: Any, dt_edges: Any, 
 def fill(raw: Any, inputs: Any, stack: Any, stack_start: Any, S: Any, D: Any, sighting: Any, exposure: Any,
          now: Any, service: Any, ages: Any, flags: Any, history_out: Any, exposure_out: Any, extra_out: Any,
          dt_edges: Any, mean_edges: Any, hot_bins: Any, large_bins: Any, consts: Any,
-         out: Any) -> None:  # pragma: no cover - compiled
+         layout: Any, out: Any) -> None:  # pragma: no cover - compiled
     """Every feature of every row of ``raw`` into ``out`` (rows x features).
 
     ``raw[r, inputs[k]]`` is ``INPUTS[k]`` of row ``r`` (``base_0``/``bin_0``: the first of the row's
@@ -154,7 +157,42 @@ def fill(raw: Any, inputs: Any, stack: Any, stack_start: Any, S: Any, D: Any, si
     ``stack[stack_start[r]:stack_start[r + 1]]``, the ring summary ``S[r]``, the trouble-code sightings
     ``D[sighting[r]]`` (-1: never saw a tracked code), ``now``/``service`` (ms; NaN = unknown),
     component ``ages`` (days; NaN = unknown) and ``flags`` (active trouble-code count, then one-hot
-    codes). ``consts``: ``CONSTANTS``."""
+    codes). ``consts``: ``CONSTANTS``; ``layout``: ``LAYOUT``."""
+    s_sum7 = layout[0]
+    s_sum30 = layout[1]
+    s_inv7 = layout[2]
+    s_inv30 = layout[3]
+    s_cell7 = layout[4]
+    s_cell30 = layout[5]
+    s_n = layout[6]
+    s_x = layout[7]
+    s_y = layout[8]
+    s_xx = layout[9]
+    s_xy = layout[10]
+    h_obs = layout[11]
+    h_i80 = layout[12]
+    h_i100 = layout[13]
+    h_total = layout[14]
+    h_bin0 = layout[15]
+    h_dmg = layout[16]
+    h_ah = layout[17]
+    h_efc = layout[18]
+    h_dcs = layout[19]
+    h_dckwh = layout[20]
+    h_hi = layout[21]
+    h_lo = layout[22]
+    h_m120 = layout[23]
+    h_m150 = layout[24]
+    h_mload = layout[25]
+    h_wakes = layout[26]
+    h_cold = layout[27]
+    h_below = layout[28]
+    h_lvev = layout[29]
+    h_drive = layout[30]
+    h_inv7 = layout[31]
+    h_inv30 = layout[32]
+    h_cell7 = layout[33]
+    h_cell30 = layout[34]
     residue_max = int(consts[4])
     tau_ms = consts[3]
     n_bins = (len(dt_edges) + 1) * (len(mean_edges) + 1)
@@ -201,16 +239,16 @@ def fill(raw: Any, inputs: Any, stack: Any, stack_start: Any, S: Any, D: Any, si
         total = 0.0
         for q in range(n_bins):
             c = x[b0 + q] * 0.5 + acc[q]
-            hist[_H_BIN0 + q] = c
+            hist[h_bin0 + q] = c
             total = c if q == 0 else total + c
-        hist[_H_TOTAL] = total
-        hist[_H_DMG] = u[_IDMG] + dmg[0]
+        hist[h_total] = total
+        hist[h_dmg] = u[_IDMG] + dmg[0]
         # --- history totals and extremes (twins.history.features) ---
         k = 0
         for value in (u[_OBS] / 3600.0, u[_NUPD], _known(u[_IPEAK]), u[_I80] / 3600.0, u[_I100] / 3600.0):
             hist[k] = value
             k += 1
-        k = _H_AH
+        k = h_ah
         soh = u[_SOH]
         dist = u[_DIST]
         harsh = u[_HACC] + u[_HBRK]
@@ -230,7 +268,7 @@ def fill(raw: Any, inputs: Any, stack: Any, stack_start: Any, S: Any, D: Any, si
         base = inputs[_BASE]
         s = S[r]
         live = (dist, u[_DRIVE], u[_AH], u[_DCS], u[_DCKWS], harsh)
-        for w, c_sum, c_inv, c_cell in ((7.0, S_SUM7, S_INV7, S_CELL7), (30.0, S_SUM30, S_INV30, S_CELL30)):
+        for w, c_sum, c_inv, c_cell in ((7.0, s_sum7, s_inv7, s_cell7), (30.0, s_sum30, s_inv30, s_cell30)):
             km = live[0] - x[base] + s[c_sum] if seen else 0.0
             drive = live[1] - x[base + 1] + s[c_sum + 1] if seen else 0.0
             ah = live[2] - x[base + 2] + s[c_sum + 2] if seen else 0.0
@@ -244,16 +282,16 @@ def fill(raw: Any, inputs: Any, stack: Any, stack_start: Any, S: Any, D: Any, si
                           dcs, inv if seen and inv > -_INF else _NAN, cell if seen and cell > -_INF else _NAN):
                 hist[k] = value
                 k += 1
-        hist[k] = (live[4] - x[base + 4] + s[S_SUM30 + 4] if seen else 0.0) / 3600.0
-        hist[k + 1] = live[5] - x[base + 5] + s[S_SUM30 + 5] if seen else 0.0
+        hist[k] = (live[4] - x[base + 4] + s[s_sum30 + 4] if seen else 0.0) / 3600.0
+        hist[k + 1] = live[5] - x[base + 5] + s[s_sum30 + 5] if seen else 0.0
         k += 2
         # --- SoH slope (twins.history.daily.soh_slope_per_day) ---
         cur = seen and soh >= 0.0
-        cnt = s[S_N] + (1.0 if cur else 0.0)
+        cnt = s[s_n] + (1.0 if cur else 0.0)
         safe = cnt if cnt >= 1.0 else 1.0
-        sy = s[S_Y] + (soh if cur else 0.0)
-        sxx = s[S_XX] - s[S_X] * s[S_X] / safe
-        sxy = s[S_XY] - s[S_X] * sy / safe
+        sy = s[s_y] + (soh if cur else 0.0)
+        sxx = s[s_xx] - s[s_x] * s[s_x] / safe
+        sxy = s[s_xy] - s[s_x] * sy / safe
         hist[k] = sxy / (sxx if sxx != 0 else 1.0) if cnt >= 2 else _NAN
         k += 1
         # --- trouble-code sightings (twins.history.dtc) ---
@@ -270,13 +308,13 @@ def fill(raw: Any, inputs: Any, stack: Any, stack_start: Any, S: Any, D: Any, si
         # --- extra features (models.risk.features.EXTRA_FEATURES) ---
         age = (now[r] - service[r]) / 86_400_000.0
         span = (u[_LSEEN] - u[_FSEEN]) / 86_400_000.0 if u[_NAPP] != 0 else _NAN
-        observed = hist[_H_OBS]
+        observed = hist[h_obs]
         hot = 0.0
         for q in range(len(hot_bins)):
-            hot = hist[_H_BIN0 + hot_bins[q]] if q == 0 else hot + hist[_H_BIN0 + hot_bins[q]]
+            hot = hist[h_bin0 + hot_bins[q]] if q == 0 else hot + hist[h_bin0 + hot_bins[q]]
         large = 0.0
         for q in range(len(large_bins)):
-            large = hist[_H_BIN0 + large_bins[q]] if q == 0 else large + hist[_H_BIN0 + large_bins[q]]
+            large = hist[h_bin0 + large_bins[q]] if q == 0 else large + hist[h_bin0 + large_bins[q]]
         o[extra_out[0]] = u[_ODO]
         o[extra_out[1]] = age
         for q in range(4):
@@ -287,14 +325,14 @@ def fill(raw: Any, inputs: Any, stack: Any, stack_start: Any, S: Any, D: Any, si
         for q in range(flags.shape[1]):
             o[extra_out[j]] = flags[r, q]
             j += 1
-        for value in (span, _ratio(hist[_H_I80], observed), _ratio(hist[_H_DMG], span),
-                      _ratio(hist[_H_M120], observed), _ratio(hist[_H_EFC], span), _ratio(hist[_H_DCS], span),
-                      _ratio(hist[_H_HI], observed), _ratio(hist[_H_LVEV], span), _ratio(u[_ODO], age),
-                      hist[_H_INV7] - hist[_H_INV30], hist[_H_CELL7] - hist[_H_CELL30],
-                      _ratio(hist[_H_I100], observed), _ratio(total, span), _ratio(hot, span), _ratio(large, span),
-                      _ratio(hist[_H_M150], observed), _ratio(hist[_H_MLOAD], observed),
-                      _ratio(hist[_H_DRIVE], observed), _ratio(hist[_H_AH], span), _ratio(hist[_H_DCKWH], span),
-                      _ratio(hist[_H_LO], observed), _ratio(hist[_H_WAKES], span),
-                      _ratio(hist[_H_COLD], hist[_H_WAKES]), _ratio(hist[_H_BELOW], observed)):
+        for value in (span, _ratio(hist[h_i80], observed), _ratio(hist[h_dmg], span),
+                      _ratio(hist[h_m120], observed), _ratio(hist[h_efc], span), _ratio(hist[h_dcs], span),
+                      _ratio(hist[h_hi], observed), _ratio(hist[h_lvev], span), _ratio(u[_ODO], age),
+                      hist[h_inv7] - hist[h_inv30], hist[h_cell7] - hist[h_cell30],
+                      _ratio(hist[h_i100], observed), _ratio(total, span), _ratio(hot, span), _ratio(large, span),
+                      _ratio(hist[h_m150], observed), _ratio(hist[h_mload], observed),
+                      _ratio(hist[h_drive], observed), _ratio(hist[h_ah], span), _ratio(hist[h_dckwh], span),
+                      _ratio(hist[h_lo], observed), _ratio(hist[h_wakes], span),
+                      _ratio(hist[h_cold], hist[h_wakes]), _ratio(hist[h_below], observed)):
             o[extra_out[j]] = value
             j += 1

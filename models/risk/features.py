@@ -41,12 +41,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.risk.exposure import EXPOSURE_FEATURE_NAMES, ExposureCache
-from models.risk.feature_kernel import CONSTANTS, EDGES_DT, EDGES_MEAN, EXTRA_OUTPUTS, HISTORY_OUTPUTS, HOT_BINS
+from models.risk.feature_kernel import (CONSTANTS, EDGES_DT, EDGES_MEAN, EXTRA_OUTPUTS, HISTORY_OUTPUTS, HOT_BINS,
+                                        LARGE_BINS, LAYOUT, N_SUMMARY, S_CELL7, S_CELL30, S_INV7, S_INV30, S_N, S_SUM7,
+                                        S_SUM30, S_X, S_XX, S_XY, S_Y, fill)
 from models.risk.feature_kernel import INPUTS as KERNEL_INPUTS
-from models.risk.feature_kernel import LARGE_BINS, N_SUMMARY as _N_SUMMARY
-from models.risk.feature_kernel import S_CELL7 as _S_CELL7, S_CELL30 as _S_CELL30, S_INV7 as _S_INV7
-from models.risk.feature_kernel import S_INV30 as _S_INV30, S_N as _S_N, S_SUM7 as _S_SUM7, S_SUM30 as _S_SUM30
-from models.risk.feature_kernel import S_X as _S_X, S_XX as _S_XX, S_XY as _S_XY, S_Y as _S_Y, fill
 from twins.history import FEATURE_NAMES as HISTORY_FEATURE_NAMES
 from twins.history.daily import INV_MAX, N_COLS, N_DAYS, N_TOTALS, NO_DATA, PACK_MAX, SCALE
 from twins.history.daily import SOH as SOH_COL
@@ -211,7 +209,7 @@ class _RingSummaries:
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
         self.fingerprints = np.empty((0, len(_FINGERPRINT)))
-        self.summaries = np.empty((0, _N_SUMMARY))
+        self.summaries = np.empty((0, N_SUMMARY))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -229,7 +227,7 @@ class _RingSummaries:
         grow = max(len(index), 2 * len(self.summaries)) - len(self.summaries)
         if len(index) > len(self.summaries):
             self.fingerprints = np.concatenate([self.fingerprints, np.empty((grow, len(_FINGERPRINT)))])
-            self.summaries = np.concatenate([self.summaries, np.empty((grow, _N_SUMMARY))])
+            self.summaries = np.concatenate([self.summaries, np.empty((grow, N_SUMMARY))])
         self.fingerprints[rows] = fingerprints
         self.summaries[rows] = summaries
 
@@ -459,12 +457,12 @@ class FeatureRows:
         fill(rows, _KERNEL_INPUTS, _doubles(self._stack), stack_start, self._summaries(rows), D, sighting, exposure,
              np.array(self._now, dtype=np.float64), np.array(self._service, dtype=np.float64), ages, flags,
              _KERNEL_HISTORY, _KERNEL_EXPOSURE, _KERNEL_EXTRA, EDGES_DT, EDGES_MEAN, HOT_BINS, LARGE_BINS, CONSTANTS,
-             out)
+             LAYOUT, out)
         return out if dtype == np.float64 else out.astype(dtype)
 
     def _summaries(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``(n, _N_SUMMARY)`` ring summaries: the known ones, and the others from their rings (then kept)."""
-        summary = np.empty((self._n, _N_SUMMARY))
+        """``(n, N_SUMMARY)`` ring summaries: the known ones, and the others from their rings (then kept)."""
+        summary = np.empty((self._n, N_SUMMARY))
         summary[:] = _NO_SUMMARY                           # rows without a day yet
         if self._known:
             summary[np.concatenate(self._known_rows)] = np.concatenate(self._known)
@@ -483,16 +481,16 @@ class FeatureRows:
 def _ring_summary(ring: NDArray[np.float64], day: NDArray[np.float64], first: NDArray[np.float64]
                   ) -> NDArray[np.float64]:
     """The stored-day part of ``twins.history.daily.window`` / ``soh_slope_per_day`` for rows of rings
-    ``(rows, N_DAYS, N_COLS)``, as ``(rows, _N_SUMMARY)``."""
-    out = np.empty((len(ring), _N_SUMMARY))
+    ``(rows, N_DAYS, N_COLS)``, as ``(rows, N_SUMMARY)``."""
+    out = np.empty((len(ring), N_SUMMARY))
     day, first = day.astype(np.int64)[:, None], first.astype(np.int64)[:, None]
     back = (day - np.arange(N_DAYS)) % N_DAYS                          # slot s holds the day `day - back`
     in30 = (back >= 1) & (day - back >= first)
     in7 = in30 & (back <= 6)
     totals = ring[:, :, :N_TOTALS]
-    out[:, _S_SUM7:_S_SUM7 + N_TOTALS] = (in7[:, None, :] @ totals)[:, 0] / _SCALE6
-    out[:, _S_SUM30:_S_SUM30 + N_TOTALS] = (in30[:, None, :] @ totals)[:, 0] / _SCALE6
-    for c_ring, c7, c30 in ((INV_MAX, _S_INV7, _S_INV30), (PACK_MAX, _S_CELL7, _S_CELL30)):
+    out[:, S_SUM7:S_SUM7 + N_TOTALS] = (in7[:, None, :] @ totals)[:, 0] / _SCALE6
+    out[:, S_SUM30:S_SUM30 + N_TOTALS] = (in30[:, None, :] @ totals)[:, 0] / _SCALE6
+    for c_ring, c7, c30 in ((INV_MAX, S_INV7, S_INV30), (PACK_MAX, S_CELL7, S_CELL30)):
         t = np.where(ring[:, :, c_ring] != NO_DATA, ring[:, :, c_ring] / 10.0, -np.inf)
         out[:, c7] = np.where(in7, t, -np.inf).max(axis=1)
         out[:, c30] = np.where(in30, t, -np.inf).max(axis=1)
@@ -500,11 +498,11 @@ def _ring_summary(ring: NDArray[np.float64], day: NDArray[np.float64], first: ND
     has = in30 & (soh != NO_DATA)
     x = np.where(has, -back, 0.0)
     y = np.where(has, soh / 100.0, 0.0)
-    out[:, _S_N] = has.sum(axis=1)
-    out[:, _S_X] = x.sum(axis=1)
-    out[:, _S_Y] = y.sum(axis=1)
-    out[:, _S_XX] = (x * x).sum(axis=1)
-    out[:, _S_XY] = (x * y).sum(axis=1)
+    out[:, S_N] = has.sum(axis=1)
+    out[:, S_X] = x.sum(axis=1)
+    out[:, S_Y] = y.sum(axis=1)
+    out[:, S_XX] = (x * x).sum(axis=1)
+    out[:, S_XY] = (x * y).sum(axis=1)
     return out
 
 
