@@ -26,11 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-import msgspec
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from models.risk.msgpack_arrays import FIXSTR, fixed_items, hours
 from twins.residency import HISTORY_HOURS, HourlyLookup, Residency
 from twins.weather import MISSING
 
@@ -40,29 +40,6 @@ EXPOSURE_FEATURE_NAMES: tuple[str, ...] = (
 )
 #: ``(cell, UTC day) -> token``: a token that changes whenever that day's observations of the cell change.
 DayVersion = Callable[[str, int], Hashable]
-
-
-_MSGPACK = msgspec.msgpack.Encoder()
-#: A msgpack uint 32: the 0xce marker, then the big-endian value (every hour since epoch from 1977 to 2459).
-_MSGPACK_UINT32 = np.dtype([("marker", "u1"), ("value", ">u4")])
-
-
-def _header(n: int) -> int:
-    """Bytes of a msgpack array header of ``n`` items."""
-    return 1 if n < 16 else 3 if n < 65536 else 5
-
-
-def _hours(items: list[Any]) -> NDArray[np.int64]:
-    """Hours since epoch (Python ints) as int64: msgspec writes the list in one C call (~8 ns an item, where
-    ``np.fromiter`` takes ~22) and numpy reads the uint32s in place; other lists take ``np.array``."""
-    n = len(items)
-    buf = _MSGPACK.encode(items)
-    head = _header(n)
-    if len(buf) == head + 5 * n:
-        a = np.frombuffer(buf, _MSGPACK_UINT32, offset=head)
-        if (a["marker"] == 0xCE).all():
-            return a["value"].astype(np.int64)
-    return np.array(items, dtype=np.float64).astype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -161,21 +138,16 @@ def _sums(cell: Any, firsts: Any, lo: Any, end: Any, offsets: Any, dmin: int, pa
 
 
 def _codes(cells: list[str]) -> NDArray[np.uint64] | None:
-    """Each cell's UTF-8 bytes as a uint64 (zero-padded), if all are of one length from 1 to 8 bytes, else None.
-    msgspec writes the list in one C call; every string then is a fixstr marker and its bytes."""
-    n = len(cells)
-    width = len(cells[0]) if n else 0
+    """Each cell's UTF-8 bytes as a uint64 (zero-padded), if all are of one length from 1 to 8 bytes, else None
+    (msgpack writes each as a fixstr marker and its bytes)."""
+    width = len(cells[0]) if cells else 0
     if not 0 < width <= 8:
         return None
-    buf = _MSGPACK.encode(cells)
-    head = _header(n)
-    if len(buf) != head + (1 + width) * n:
+    text = fixed_items(cells, FIXSTR | width, ("u1", (width,)))
+    if text is None:
         return None
-    rec = np.frombuffer(buf, np.dtype([("marker", "u1"), ("text", "u1", (width,))]), offset=head)
-    if not (rec["marker"] == 0xA0 | width).all():
-        return None
-    padded = np.zeros((n, 8), np.uint8)
-    padded[:, :width] = rec["text"]
+    padded = np.zeros((len(cells), 8), np.uint8)
+    padded[:, :width] = text
     return padded.view(np.uint64).ravel()
 
 
@@ -239,7 +211,7 @@ class ExposureCache:
             raise ValueError(f"residency lists of {int(offsets[-1])} intervals in all, got {len(cells)} cells, "
                              f"{len(starts)} starts and {len(ends)} ends")
         cell = self._ids(cells)
-        firsts, lo, dmin, need = _windows(cell, _hours(starts), end := _hours(ends), offsets, len(self._cells))
+        firsts, lo, dmin, need = _windows(cell, hours(starts), end := hours(ends), offsets, len(self._cells))
         pair = self._pairs(need, int(dmin))
         return _sums(cell, firsts, lo, end, offsets, dmin, pair, self._prefix, self._hourly)
 

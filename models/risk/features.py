@@ -36,7 +36,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -45,6 +44,7 @@ from models.risk.feature_kernel import (CONSTANTS, EDGES_DT, EDGES_MEAN, EXTRA_O
                                         LARGE_BINS, LAYOUT, N_SUMMARY, S_CELL7, S_CELL30, S_INV7, S_INV30, S_N, S_SUM7,
                                         S_SUM30, S_X, S_XX, S_XY, S_Y, fill)
 from models.risk.feature_kernel import INPUTS as KERNEL_INPUTS
+from models.risk.msgpack_arrays import doubles
 from twins.history import FEATURE_NAMES as HISTORY_FEATURE_NAMES
 from twins.history.daily import INV_MAX, N_COLS, N_DAYS, N_TOTALS, NO_DATA, PACK_MAX, SCALE
 from twins.history.daily import SOH as SOH_COL
@@ -234,11 +234,6 @@ class _RingSummaries:
 
 #: The ring summaries of the vehicles scored in this process (``FeatureRows(reuse_ring_summaries=True)``).
 _RING_SUMMARIES = _RingSummaries()
-_MSGPACK = msgspec.msgpack.Encoder()
-#: A msgpack float 64: the 0xcb marker, then the big-endian IEEE 754 double.
-_MSGPACK_DOUBLE = np.dtype([("marker", "u1"), ("value", ">f8")])
-
-
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """No cyclic garbage collection while a batch builds its many small tuples and lists: they all stay
@@ -250,20 +245,6 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-
-
-def _doubles(items: list[Any]) -> NDArray[np.float64]:
-    """``np.array(items, dtype=float64)``, ~4 ns a number instead of ~40: msgspec writes a list of Python
-    floats as msgpack in one C call, every float as 9 bytes (0xcb + big-endian double), and numpy reads them
-    in place. A list holding anything else (an int, a bool, None) takes ``np.array`` (None = NaN)."""
-    n = len(items)
-    buf = _MSGPACK.encode(items)
-    head = 1 if n < 16 else 3 if n < 65536 else 5          # fixarray / array 16 / array 32 header
-    if len(buf) == head + 9 * n:
-        a = np.frombuffer(buf, _MSGPACK_DOUBLE, offset=head)
-        if (a["marker"] == 0xCB).all():                   # the first item of another kind would sit on one
-            return a["value"].astype(np.float64)
-    return np.array(items, dtype=np.float64)
 
 
 class FeatureRows:
@@ -283,7 +264,7 @@ class FeatureRows:
         self.reuse = reuse_ring_summaries
         self._n = 0
         self._rows: list[bytes] = []                      # _ROW per row, not yet unpacked into _blocks
-        self._blocks: list[NDArray[np.float64]] = []      # unpacked rows: (len(_ROW_FLOATS + _ROW_INTS), rows)
+        self._blocks: list[NDArray[np.float64]] = []      # unpacked rows: (rows, len(_ROW_FLOATS + _ROW_INTS))
         self._odd: list[tuple[int, tuple[Any, ...]]] = []  # rows _ROW could not pack (None, a float for an int)
         self._stack: list[float] = []                     # the rainflow stacks, one after the other
         self._res_cells: list[str] = []                   # the rows' residency lists, one after the other ...
@@ -454,7 +435,7 @@ class FeatureRows:
                     flags[i, 1 + j] = 1.0
         exposure = self.weather.sums(self._res_cells, self._res_starts, self._res_ends, self._res_lens)
         out = np.empty((n, N_FEATURES))
-        fill(rows, _KERNEL_INPUTS, _doubles(self._stack), stack_start, self._summaries(rows), D, sighting, exposure,
+        fill(rows, _KERNEL_INPUTS, doubles(self._stack), stack_start, self._summaries(rows), D, sighting, exposure,
              np.array(self._now, dtype=np.float64), np.array(self._service, dtype=np.float64), ages, flags,
              _KERNEL_HISTORY, _KERNEL_EXPOSURE, _KERNEL_EXTRA, EDGES_DT, EDGES_MEAN, HOT_BINS, LARGE_BINS, CONSTANTS,
              LAYOUT, out)

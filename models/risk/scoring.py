@@ -5,9 +5,11 @@ from :func:`models.risk.features.feature_matrix` (the code training used), every
 component model walks its trees once per row for probability and explanation
 (:meth:`models.risk.artifact.RiskModelSet.explain`), and the states are built from whole
 arrays (``tolist``), not row by row. All states of a batch share one ``components`` list.
+The stream calls it as::
 
->>> # states = score_twins(model_set, twins, weather_lookup, now_ms=now, in_service_ms=[...])
->>> # twins[0].risk = states[0]
+    states = score_twins(model_set, due_twins, exposure_cache, now_ms=now, in_service_ms=[...])
+    for twin, state in zip(due_twins, states):
+        twin.risk = state
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.risk.artifact import RiskModelSet
-from models.risk.features import ExposureCache, feature_matrix, paused_gc
+from models.risk.exposure import ExposureCache
+from models.risk.features import feature_matrix, paused_gc
 from twins.residency import HourlyLookup, Residency
 from twins.risk import RiskState
 from twins.twin import Twin, new_twin

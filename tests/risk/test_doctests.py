@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["features", "labels", "split", "calibration", "attribution", "metrics", "model"]
+MODULES = ["features", "labels", "split", "calibration", "attribution", "metrics", "model", "exposure", "msgpack_arrays"]
 
 
 @pytest.mark.parametrize("name", MODULES)
