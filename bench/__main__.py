@@ -119,8 +119,12 @@ def _scoring_and_charging(r: dict[str, Any]) -> list[str]:
         setup = (f"batches of {sc.get('batch_twins', 0):,} twins (distinct vehicles and residency lists, weather "
                  f"days already looked up), {sc.get('threads', 1)} thread, model "
                  f"{sc.get('artifact_version')} (`python -m bench.risk`)")
-        out.append(f"| risk scoring, twins/s end to end (feature rows + probabilities + top features + the stored "
-                   f"`RiskState`) | {e2e:,.0f} | {setup} |")
+        out.append(f"| risk scoring of stored twins, twins/s end to end (records read, feature rows, probabilities, "
+                   f"top features, each record written again with its new `RiskState`) | {e2e:,.0f} | {setup} |")
+        if "end_to_end_objects_twins_per_s" in sc:
+            out.append(f"| risk scoring of twin objects (unflushed changes), twins/s end to end (feature rows, "
+                       f"probabilities, top features, the `RiskState` objects) | "
+                       f"{sc['end_to_end_objects_twins_per_s']:,.0f} | same |")
         if "feature_matrix_twins_per_s" in sc:
             out.append(f"| of which: feature rows only, twins/s | {sc['feature_matrix_twins_per_s']:,.0f} | same |")
             out.append(f"| of which: probabilities + top features + `RiskState`s on ready rows, rows/s | "

@@ -7,11 +7,20 @@ Measures, with OpenMP limited to one thread:
   with the ``RiskState`` each twin stores built from them (``models.risk.scoring.risk_states``),
 * building feature rows from twins with ``models.risk.features.feature_matrix`` (twins/s), with the
   twins' 30-day ring summaries known (re-scoring within a day) and without (first scoring of a day),
-* **end to end**: a batch of ``--batch`` twins (default 20,000 = the stream's ``risk_batch_max``)
-  scored with the stream's call ``models.risk.scoring.score_twins`` — feature rows (weather
-  exposure included, with the weather days kept across batches and their version checked as the
-  stream's scorer does), probabilities, top features and the ``RiskState`` of every twin: twins
-  scored per second on one core (target ≥ 100k),
+* **end to end**, a batch of ``--batch`` twins (default 20,000 = the stream's ``risk_batch_max``)
+  scored as the stream scores them, twins scored per second on one core (target ≥ 100k):
+
+  - *stored twins* (the stream keeps a flushed twin as its record): the records read by the
+    compiled reader, feature rows, probabilities and top features, and every record written again
+    with its new ``RiskState`` (``models.risk.record_scoring.score_records``) — records in, records
+    out, nothing decoded;
+  - *twin objects* (twins with changes not flushed yet): ``models.risk.scoring.score_twins`` —
+    feature rows, probabilities, top features and the ``RiskState`` of every twin;
+
+  both with the weather days of the exposure features kept across batches and their version
+  checked as the stream's scorer does, in a process set up as the worker's (``streams.ingest.tune_gc``,
+  ``keep_large_buffers_out_of_heap``), each batch's new records replacing the last batch's as in the
+  worker's table,
 * the training replay (``models.risk.replay``, one process): µs per telemetry reading.
 
 The twins are built with the stream's calls from a synthetic history (200 vehicles x 60 days,
@@ -39,12 +48,15 @@ from models.risk.artifact import load_model_set
 from models.risk.dataset import dataset_paths, read_fleet, read_maintenance, read_weather
 from models.risk.exposure import ExposureCache
 from models.risk import features as features_mod
-from models.risk.features import feature_matrix
+from models.risk.features import RECORD_PROGRAM, feature_matrix
 from models.risk.labels import EventIndex
+from models.risk.record_scoring import RiskEncoder, score_records
 from models.risk.replay import replay
-from models.risk.scoring import risk_states, score_twins
+from models.risk.scoring import risk_states, score_twins, warm_up
 from models.risk.synthetic import stream_twins, write_synthetic_history
-from twins.twin import copy_twin
+from models.risk.twin_records import RecordBuffer, TwinRecords
+from streams.ingest import keep_large_buffers_out_of_heap, tune_gc
+from twins.twin import copy_twin, encode_twin
 from twins.weather import day_key
 
 OUT = Path(__file__).resolve().parent / "risk_report"
@@ -81,6 +93,8 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int =
                         "--out", str(art), "--horizon-days", "20", "--workers", "1"])
         artifact = str(art)
     rs = load_model_set(artifact)
+    tune_gc()                                             # the worker's process settings (streams.ingest)
+    keep_large_buffers_out_of_heap()
     p = dataset_paths(data)
     snap = replay(p["telemetry"], read_weather(p["weather"]), read_fleet(p["fleet"]),
                   EventIndex(read_maintenance(p["maintenance"])), workers=1)
@@ -118,14 +132,32 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int =
         def end_to_end() -> Any:
             return score_twins(rs, twins, weather, now_ms=now, in_service_ms=services, component_ages_days=ages)
 
+        records = [encode_twin(t) for t in twins]        # as the stream stores them
+        vins = [t.vin for t in twins]
+        buffer, encoder = RecordBuffer(), RiskEncoder(rs)
+        warm_up(rs)
+
+        stored: list[Any] = [None]
+
+        def from_records() -> Any:
+            # the new records replace the last batch's, as in the worker's table (the old ones are freed after)
+            stored[0] = score_records(rs, TwinRecords(vins, records, RECORD_PROGRAM, buffer), weather, now_ms=now,
+                                      in_service_ms=services, encoder=encoder)
+            return stored[0]
+
+        if from_records().decoded.any():
+            raise AssertionError(f"{int(stored[0].decoded.sum())} bench records did not fit the record reader")
+
         def states(X: Any) -> Any:
             return risk_states(rs, *rs.explain(X, k=3), now)
 
         t_pred = _best_of(lambda: rs.predict_proba(X), repeat)
         t_score = _best_of(lambda: states(X), repeat)
         t_all = _best_of(end_to_end, repeat)
+        t_records = _best_of(from_records, repeat)
         t_arrays = _best_of(lambda: rs.explain(features(), k=3), repeat)
         t_all_cold = _best_of(lambda: (cold(), end_to_end()), repeat)
+        t_records_cold = _best_of(lambda: (cold(), from_records()), repeat)
     n_trees = {c: int(getattr(m.estimator_, "n_iter_", 0)) for c, m in rs.models.items()}
     return {
         "artifact_version": rs.version, "components": list(rs.components), "n_features": len(rs.feature_names),
@@ -136,16 +168,22 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int =
         "explain_rows_per_s": rows / _best_of(lambda: rs.explain(X, k=3), repeat),
         "feature_matrix_twins_per_s": len(twins) / t_feat,
         "feature_matrix_first_of_day_twins_per_s": len(twins) / t_feat_cold,
-        "end_to_end_twins_per_s": len(twins) / t_all,
+        "end_to_end_twins_per_s": len(twins) / t_records,
+        "end_to_end_first_of_day_twins_per_s": len(twins) / t_records_cold,
+        "end_to_end_objects_twins_per_s": len(twins) / t_all,
+        "end_to_end_objects_first_of_day_twins_per_s": len(twins) / t_all_cold,
         "end_to_end_arrays_twins_per_s": len(twins) / t_arrays,
-        "end_to_end_first_of_day_twins_per_s": len(twins) / t_all_cold,
+        "record_bytes_mean": sum(map(len, records)) / len(records),
         "replay_us_per_reading_cpu": snap.stats["us_per_reading_cpu"],
         "replay_readings": snap.stats["readings"], "replay_rows": snap.stats["rows"],
-        "note": "end_to_end_twins_per_s = twins scored per second end to end (features + proba + top features + "
-                "the RiskState each twin stores), one core: models.risk.scoring.score_twins on a batch of "
-                "batch_twins twins (distinct residency lists), best of 3, weather days already looked up, "
-                "each twin's 30-day ring summary already known (a twin is re-scored every "
-                "FLEET_RISK_SCORE_INTERVAL_S but its ring changes once a day); *_first_of_day_* = the same with "
+        "note": "end_to_end_twins_per_s = stored twins scored per second end to end, one core: their records "
+                "read (models.risk.twin_records), feature rows, probabilities, top features, and each record "
+                "written again with its new RiskState (models.risk.record_scoring.score_records: records in, "
+                "records out, as the stream scores flushed twins) on a batch of batch_twins twins (distinct "
+                "residency lists), best of 3, weather days already looked up, each twin's 30-day ring summary "
+                "already known (a twin is re-scored every FLEET_RISK_SCORE_INTERVAL_S but its ring changes once "
+                "a day); *_objects_* = the same from twin objects (models.risk.scoring.score_twins: the stream's "
+                "path for twins with unflushed changes), the RiskStates as objects; *_first_of_day_* = with "
                 "every ring summarised again (the first scoring after a vehicle's UTC day rolls over); "
                 "*_arrays_* = feature_matrix + RiskModelSet.explain (top features as index/value arrays, no RiskState); "
                 "score_rows_per_s = RiskModelSet.explain + the RiskStates on a ready feature matrix",

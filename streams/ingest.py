@@ -102,6 +102,11 @@ if _mallinfo2 is not None:
     _mallinfo2.restype = _MallInfo2
 
 
+def _encoded(state: Twin | bytes) -> bytes:
+    """A dirty entry as the table stores it."""
+    return state if type(state) is bytes else encode_twin(state)  # type: ignore[arg-type]
+
+
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition of ``key`` under the Kafka default partitioner (murmur2), as producers keyed by VIN use."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
@@ -126,7 +131,9 @@ class TwinIngest:
         self.flush_interval_s = flush_interval_s
         self.flush_max_dirty = flush_max_dirty
         self.partitions = partitions
-        self.dirty: dict[str, Twin] = {}
+        #: twins changed since the last flush; a ``bytes`` value is a stored record rewritten as a whole (the
+        #: risk scorer writes new risk states into records without decoding them)
+        self.dirty: dict[str, Twin | bytes] = {}
         self.dirty_tp: dict[str, TP] = {}
         #: VINs changed since they were last risk-scored; ``urgent``: due now (e.g. a repair record).
         self.changed: set[str] = set()
@@ -143,12 +150,15 @@ class TwinIngest:
         return self._consumer_getter()
 
     def get_twin(self, vin: str) -> Twin | None:
-        """Freshest local state of ``vin``: the dirty cache first, then the table."""
-        twin = self.dirty.get(vin)
-        if twin is not None:
-            return twin
-        raw = self.table.data.get(vin.encode())
-        return decode_twin(raw) if raw is not None else None
+        """Freshest local state of ``vin``: the dirty cache first, then the table (decoded: a caller that
+        changes it hands it back with :meth:`mark_dirty`)."""
+        state = self.stored(vin)
+        return decode_twin(state) if type(state) is bytes else state
+
+    def stored(self, vin: str) -> Twin | bytes | None:
+        """Freshest local state of ``vin`` as it is kept: a twin not flushed yet, else its record."""
+        state = self.dirty.get(vin)
+        return state if state is not None else self.table.data.get(vin.encode())
 
     async def handle_batch(self, tp: TP, records: Sequence[Any]) -> None:
         """Batch handler registered with :class:`BatchingConsumer` for the telemetry topic."""
@@ -220,10 +230,13 @@ class TwinIngest:
 
     def mark_dirty(self, twin: Twin) -> None:
         """Queue a twin changed outside a batch (e.g. by the scorer) for the next flush; caller holds the lock."""
-        vin = twin.vin
+        self.put_record(twin.vin, twin)
+
+    def put_record(self, vin: str, state: Twin | bytes) -> None:
+        """Queue ``vin``'s new state — a twin, or its whole record — for the next flush; caller holds the lock."""
         if vin not in self.dirty_tp:
             self.dirty_tp[vin] = TP(self.telemetry_topic, partition_of(vin.encode(), self.partitions))
-        self.dirty[vin] = twin
+        self.dirty[vin] = state
 
     async def handle_maintenance_batch(self, tp: TP, records: Sequence[Any]) -> None:
         """Batch handler for ``fleet.maintenance`` (co-partitioned with telemetry: same owner per VIN)."""
@@ -331,13 +344,13 @@ class TwinIngest:
         keys = [vin.encode() for vin in vins]
         if out is None:
             for vin, key in zip(vins, keys):
-                self._write(dirty_tp.pop(vin).partition, key, encode_twin(dirty.pop(vin)))
+                self._write(dirty_tp.pop(vin).partition, key, _encoded(dirty.pop(vin)))
             return len(vins)
         producer = self._batch_producer()
         batches: dict[int, list[Any]] = {}  # partition -> [batch builder, records in it]
         for vin, key in zip(vins, keys):
             partition = dirty_tp.pop(vin).partition
-            value = encode_twin(dirty.pop(vin))
+            value = _encoded(dirty.pop(vin))
             self._store(partition, key, value)
             open_batch = batches.get(partition)
             if open_batch is None:

@@ -22,10 +22,15 @@ from typing import Any
 
 from models.risk.artifact import load_model_set
 from models.risk.exposure import ExposureCache
-from models.risk.scoring import score_twins, warm_up
+import numpy as np
+
+from models.risk.features import RECORD_PROGRAM
+from models.risk.record_scoring import RiskEncoder, score_records
+from models.risk.scoring import component_ages, score_twins, warm_up
+from models.risk.twin_records import RecordBuffer, TwinRecords
 from streams import metrics
-from twins.maintenance import COMPONENTS as MAINT_COMPONENTS
-from twins.maintenance import component_age_days
+from twins.alerts.engine import rescale_array
+from twins.twin import decode_twin
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,10 @@ class RiskScorer:
         self.loaded_from: tuple[Path, float] | None = None
         self.last_error: str | None = None
         self._exposure: ExposureCache | None = None
+        self._buffer = RecordBuffer()
+        self._encoder: RiskEncoder | None = None
+        #: VIN -> when it is next due (epoch ms), for the twins this worker scored (others: read from the record)
+        self._next_due: dict[str, int] = {}
 
     @property
     def exposure(self) -> ExposureCache:
@@ -83,15 +92,24 @@ class RiskScorer:
             self.loaded_from = stamp
             return False
         self.models, self.loaded_from, self.last_error = models, stamp, None
+        self._encoder = RiskEncoder(models)
+        self._next_due.clear()
         self.app.ingest.changed.update(self.app.ingest.local_vins())  # rescore everyone with the new version
         metrics.RISK_MODEL_INFO.info({"version": models.version, "path": str(path)})
         log.info("risk model %s loaded from %s", models.version, path)
         return True
 
     async def score_due(self, now_ms: int) -> int:
-        """Score the due twins (one batch); returns how many were scored."""
+        """Score the due twins (one batch); returns how many were scored.
+
+        A twin not flushed yet is scored as an object; a stored one as its record
+        (``models.risk.record_scoring``: read and rewritten without decoding). Of the records, only
+        those whose new probability reaches a risk rule's ``theta_high``, or whose twin has active
+        alerts, are decoded for the alert rules.
+        """
         ingest = self.app.ingest
-        if self.models is None:
+        models = self.models
+        if models is None:
             # nothing to score with: forget who changed (a model, once loaded, re-scores every vehicle)
             ingest.changed.clear()
             ingest.urgent.clear()
@@ -100,49 +118,114 @@ class RiskScorer:
             return 0
         alerts = ingest.alerts
         async with ingest._lock:
-            due = []
-            for vin in list(ingest.changed):
-                twin = ingest.get_twin(vin)
-                if twin is None:
-                    ingest.changed.discard(vin)
-                    continue
-                if alerts is not None and not alerts.ready(vin):
-                    continue  # its partition is not reconciled with the alerts topic yet: score it later
-                r = twin.risk
-                if r is None or r.version != self.models.version or now_ms - r.scored_ms >= self.interval_ms \
-                        or vin in ingest.urgent:
-                    due.append(twin)
-                    if len(due) >= self.batch_max:
-                        break
-            if not due:
-                return 0
             started = time.perf_counter()
-            states = score_twins(self.models, due, self.exposure, now_ms=now_ms,
-                                 in_service_ms=[self.in_service_ms.get(t.vin) for t in due],
-                                 component_ages_days=[self._ages(t, now_ms) for t in due])
+            twins, vins, raws = self._due(now_ms)
+            if not twins and not vins:
+                return 0
+            services = self.in_service_ms
+            states = score_twins(models, twins, self.exposure, now_ms=now_ms,
+                                 in_service_ms=[services.get(t.vin) for t in twins],
+                                 component_ages_days=[component_ages(t.maintenance, now_ms, services.get(t.vin))
+                                                      for t in twins])
             raised: list[Any] = []
-            for twin, state in zip(due, states):
+            for twin, state in zip(twins, states):
                 twin.risk = state
                 ingest.mark_dirty(twin)
-                ingest.changed.discard(twin.vin)
-                ingest.urgent.discard(twin.vin)
                 if alerts is not None:
                     raised += alerts.on_risk(twin)
+            proba = [np.array([st.probability for st in states]).reshape(len(states), len(models.components))]
+            if vins:
+                records = TwinRecords(vins, raws, RECORD_PROGRAM, self._buffer)
+                scored = score_records(models, records, self.exposure, now_ms=now_ms,
+                                       in_service_ms=[services.get(v) for v in vins], encoder=self._encoder)
+                proba.append(scored.probability)
+                check = scored.alerts_active | self._may_raise(scored.probability)
+                for vin, record, decode in zip(vins, scored.records, check.tolist()):
+                    if decode and alerts is not None:
+                        twin = decode_twin(record)
+                        raised += alerts.on_risk(twin)
+                        ingest.put_record(vin, twin)
+                    else:
+                        ingest.put_record(vin, record)
+            due_again = now_ms + self.interval_ms
+            for vin in [t.vin for t in twins] + vins:
+                ingest.changed.discard(vin)
+                ingest.urgent.discard(vin)
+                self._next_due[vin] = due_again
             if raised:
                 await alerts.publish(raised)
             elapsed = time.perf_counter() - started
-        metrics.RISK_SCORED.inc(len(due))
+        n = len(twins) + len(vins)
+        metrics.RISK_SCORED.inc(n)
         metrics.RISK_BATCH_SECONDS.observe(elapsed)
-        for k, c in enumerate(self.models.components):
-            metrics.RISK_MAX.labels(c).set(max(st.probability[k] for st in states))
-        return len(due)
+        top = np.concatenate(proba).max(axis=0)
+        for k, c in enumerate(models.components):
+            metrics.RISK_MAX.labels(c).set(float(top[k]))
+        return n
 
-    def _ages(self, twin: Any, now_ms: int) -> dict[str, float | None] | None:
-        """Days since each component's last repair; None (= the vehicle's age) for a vehicle never serviced."""
-        repairs = twin.maintenance
-        if not any(repairs.serviced_ms):
-            return None
-        return {c: component_age_days(repairs, c, now_ms, self.in_service_ms.get(twin.vin)) for c in MAINT_COMPONENTS}
+    def _due(self, now_ms: int) -> tuple[list[Any], list[str], list[bytes]]:
+        """The changed twins due for scoring, at most ``batch_max``: unflushed twins, and VINs with their records.
+
+        A twin is due when it has no risk state of the model in force, or its state is an interval
+        old, or it is urgent (a repair record). For a stored twin this worker scored since the model
+        was loaded, that time is kept (``_next_due``); other records are read for their state's
+        version and time (a compiled pass, not a decode)."""
+        ingest = self.app.ingest
+        alerts = ingest.alerts
+        version = self.models.version
+        twins: list[Any] = []
+        vins: list[str] = []
+        raws: list[bytes] = []
+        unread: list[str] = []
+        unread_raws: list[bytes] = []
+        next_due, urgent = self._next_due, ingest.urgent
+        for vin in list(ingest.changed):
+            if len(twins) + len(vins) >= self.batch_max:
+                break
+            state = ingest.stored(vin)
+            if state is None:
+                ingest.changed.discard(vin)
+                continue
+            if alerts is not None and not alerts.ready(vin):
+                continue  # its partition is not reconciled with the alerts topic yet: score it later
+            if type(state) is not bytes:
+                r = state.risk
+                if r is None or r.version != version or now_ms - r.scored_ms >= self.interval_ms or vin in urgent:
+                    twins.append(state)
+                continue
+            due = next_due.get(vin)
+            if vin in urgent or (due is not None and due <= now_ms):
+                vins.append(vin)
+                raws.append(state)
+            elif due is None:
+                unread.append(vin)
+                unread_raws.append(state)
+        if unread:
+            records = TwinRecords(unread, unread_raws, RECORD_PROGRAM, self._buffer)
+            scored_ms = records.column("risk.scored_ms")
+            current = records.ok & (records.column("risk?") == 1.0) & records.string_equals("risk.version", version)
+            due = ~current | (now_ms - scored_ms >= self.interval_ms)
+            for vin, raw, is_due, when in zip(unread, unread_raws, due.tolist(), scored_ms.tolist()):
+                if not is_due:
+                    next_due[vin] = int(when) + self.interval_ms
+                elif len(twins) + len(vins) < self.batch_max:
+                    vins.append(vin)
+                    raws.append(raw)
+        return twins, vins, raws
+
+    def _may_raise(self, probability: Any) -> Any:
+        """Rows of ``probability`` reaching some risk rule's ``theta_high`` (at the rule's horizon)."""
+        alerts = self.app.ingest.alerts
+        out = np.zeros(len(probability), dtype=bool)
+        if alerts is None:
+            return out
+        components = list(self.models.components)
+        for rule in alerts.rules.risk:
+            if rule.component in components:
+                p = probability[:, components.index(rule.component)]
+                horizon = rule.horizon_days or self.models.horizon_days
+                out |= rescale_array(p, self.models.horizon_days, horizon) >= rule.theta_high - 1e-9
+        return out
 
     async def run(self) -> None:
         """The loop: reload check and scoring ticks."""
@@ -151,5 +234,9 @@ class RiskScorer:
             if time.monotonic() - last_reload >= self.reload_s:
                 self.maybe_reload()
                 last_reload = time.monotonic()
-            scored = await self.score_due(int(time.time() * 1000))
+            try:
+                scored = await self.score_due(int(time.time() * 1000))
+            except Exception:  # a bug or an unreadable twin must not stop scoring for good: log, go on
+                log.exception("risk scoring batch failed; retrying in %.1f s", self.tick_s)
+                scored = 0
             await asyncio.sleep(0 if scored >= self.batch_max else self.tick_s)

@@ -37,7 +37,7 @@ def local_twins(app: Any) -> list[Twin]:
     settings = app.fleet_settings
     actives = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.topic_telemetry}
     dirty = app.ingest.dirty
-    out: list[Twin] = list(dirty.values())
+    out: list[Twin] = [decode_twin(t) if type(t) is bytes else t for t in dirty.values()]
     for key, raw in app.twins.data.items():
         if raw is None or key.decode() in dirty:
             continue

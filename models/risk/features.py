@@ -30,6 +30,7 @@ result against the straightforward per-twin computation (``tests/risk/reference_
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,13 +46,14 @@ from models.risk.feature_kernel import (CONSTANTS, EDGES_DT, EDGES_MEAN, EXTRA_O
                                         S_SUM30, S_X, S_XX, S_XY, S_Y, fill)
 from models.risk.feature_kernel import INPUTS as KERNEL_INPUTS
 from models.risk.msgpack_arrays import doubles
+from models.risk.twin_records import RecordProgram, TwinRecords, build_program
 from twins.history import FEATURE_NAMES as HISTORY_FEATURE_NAMES
 from twins.history.daily import INV_MAX, N_COLS, N_DAYS, N_TOTALS, NO_DATA, PACK_MAX, SCALE
 from twins.history.daily import SOH as SOH_COL
 from twins.history.dtc import TRACKED as DTC_TRACKED
 from twins.history.inverter import N_BINS
 from twins.residency import HourlyLookup
-from twins.signals import SLOT
+from twins.signals import N_SIGNALS, SLOT
 from twins.twin import Twin
 
 DAY_MS = 86_400_000
@@ -153,12 +155,12 @@ _ROW_FLOATS: tuple[str, ...] = (
     "arr_eq_s", "arr_obs_s", "cell_peak_c", "soh", "motor_peak_c", "above120_s", "above150_s", "load_s",
     "wake_min_v", "wake_last_v", "lv_min_v", "below_s", "distance_km", "driving_s",
     *(f"base_{k}" for k in range(N_TOTALS)))
-#: ... then int64: yesterday's row of the 30-day ring, ``stack_len`` = length of the rainflow stack, the
-#: inverter cycle bins.
+#: ... then int64 (``stack_len`` = length of the rainflow stack), the inverter cycle bins and yesterday's row
+#: of the 30-day ring.
 _ROW_INTS: tuple[str, ...] = (
-    "day", "first_day", *(f"yesterday_{k}" for k in range(N_COLS)), "n_updates", "direction", "first_seen",
-    "last_seen", "n_applied", "dc_sessions", "wakes", "cold_wakes", "lv_events", "harsh_accel", "harsh_brake",
-    "stack_len", *(f"bin_{k}" for k in range(N_BINS)))
+    "day", "first_day", "n_updates", "direction", "first_seen", "last_seen", "n_applied", "dc_sessions", "wakes",
+    "cold_wakes", "lv_events", "harsh_accel", "harsh_brake", "stack_len", *(f"bin_{k}" for k in range(N_BINS)),
+    *(f"yesterday_{k}" for k in range(N_COLS)))
 _NF = len(_ROW_FLOATS)
 #: One struct call per twin converts its numbers while they are in the CPU cache: ~15 ns a number, where
 #: collecting them first and converting all at the end (``np.array``) took ~45.
@@ -167,9 +169,9 @@ _NO_ROW = bytes(_ROW.size)
 _F_BASE = _ROW_FLOATS.index("base_0")
 #: The rows (of the unpacked ``_ROW``) that fingerprint a twin's 30-day ring (see ``_RingSummaries``): day,
 #: first day, the totals at the day's first reading, yesterday's ring row and the twin's first reading time.
-_FINGERPRINT = np.array([_NF, _NF + 1, *range(_F_BASE, _F_BASE + N_TOTALS), *range(_NF + 2, _NF + 2 + N_COLS),
-                         _NF + _ROW_INTS.index("first_seen")])
 _ROW_INDEX = {name: i for i, name in enumerate(_ROW_FLOATS + _ROW_INTS)}
+_FINGERPRINT = np.array([_ROW_INDEX[name] for name in ("day", "first_day", *(f"base_{k}" for k in range(N_TOTALS)),
+                                                       *(f"yesterday_{k}" for k in range(N_COLS)), "first_seen")])
 # where the compiled feature pass (models.risk.feature_kernel.fill) finds its inputs and puts its outputs
 _KERNEL_INPUTS = np.array([_ROW_INDEX[name] for name in KERNEL_INPUTS])
 _BIN_FEATURES = [n for n in HISTORY_FEATURE_NAMES if n.startswith("inv_cycles_dt_")]      # in bin order
@@ -190,6 +192,55 @@ _NO_SUMMARY = np.array((0.0,) * (2 * N_TOTALS) + (-math.inf,) * 4 + (0.0,) * 5)
 _UNKNOWN_AGES = (None,) * len(COMPONENTS)
 _UNKNOWN_AGES_LIST = [None] * len(COMPONENTS)
 RING_CACHE_MAX = 1_000_000
+
+
+#: Where ``FeatureRows.add_records`` finds the numbers of ``_ROW`` in a stored twin (field paths of
+#: ``twins.twin.Twin``); ``yesterday_*`` come from the ring, ``stack_len`` from the stack's length.
+_RECORD_NUMBERS: dict[str, str] = {
+    "observed_s": "history.observed_s", "inv_peak_c": "history.inverter.peak_c",
+    "inv_above80_s": "history.inverter.above80_s", "inv_above100_s": "history.inverter.above100_s",
+    "inv_damage": "history.inverter.damage", "rf_cand": "history.inverter.rf.cand",
+    "day_inv_max": "history.daily.inv_max", "day_pack_max": "history.daily.pack_max",
+    "odo": f"values.{_ODO}", "soh_now": f"values.{_SOH}", "lv_now": f"values.{_LV}",
+    **{name: f"history.battery.{name}" for name in ("ah_as", "soc_swing_pct", "dc_kws", "soc_hi_s", "soc_lo_s",
+                                                    "arr_eq_s", "arr_obs_s", "cell_peak_c", "soh", "dc_sessions")},
+    "motor_peak_c": "history.motor.peak_c", "above120_s": "history.motor.above120_s",
+    "above150_s": "history.motor.above150_s", "load_s": "history.motor.load_s",
+    "wake_min_v": "history.lv.wake_min_v", "wake_last_v": "history.lv.wake_last_v", "lv_min_v": "history.lv.min_v",
+    "below_s": "history.lv.below_s", "wakes": "history.lv.wakes", "cold_wakes": "history.lv.cold_wakes",
+    "lv_events": "history.lv.events", "distance_km": "history.usage.distance_km",
+    "driving_s": "history.usage.driving_s", "harsh_accel": "history.usage.harsh_accel",
+    "harsh_brake": "history.usage.harsh_brake", "day": "history.daily.day", "first_day": "history.daily.first_day",
+    "n_updates": "history.n_updates", "direction": "history.inverter.rf.direction", "first_seen": "first_seen",
+    "last_seen": "last_seen", "n_applied": "n_applied",
+}
+_STACK, _RING_AT, _CELLS, _STARTS, _ENDS = ("history.inverter.rf.stack", "history.daily.ring", "residency.cells",
+                                            "residency.starts", "residency.ends")
+_CODES = f"values.{_DTC}"
+#: The fields of a stored twin the record path reads (``models.risk.twin_records``): ``_RECORD_NUMBERS``, the
+#: lists, the trouble-code sightings, the repair log, and where the risk and alert fields are (for scoring).
+_RECORD_WANTS: dict[str, Any] = {
+    **{path: "num" for path in _RECORD_NUMBERS.values()},
+    "history.daily.base": ("nums", N_TOTALS), "history.inverter.bins_half": ("nums", N_BINS),
+    _STACK: "numbers", _RING_AT: ("row_before", N_COLS, "history.daily.day"), _CELLS: "codes", _STARTS: "numbers",
+    _ENDS: "numbers", _CODES: "at",
+    "history.last_ms": "num", "history.dtc.active": "num", "history.dtc.last_seen_ms": ("nums", _N_DTC),
+    "history.dtc.onsets": ("nums", _N_DTC), "history.dtc.onset_ms": ("nums", _N_DTC),
+    "maintenance.serviced_ms": ("nums", len(COMPONENTS)),
+    "risk": "mark", "risk.version": "at", "risk.scored_ms": "num", "alerts": "mark", "alerts.active": "at",
+}
+#: The program reads the numbers of ``_ROW`` into the columns ``add`` unpacks them to (the first
+#: ``len(_ROW_FLOATS + _ROW_INTS)`` columns of ``TwinRecords.fields`` are rows as ``matrix`` reads them).
+RECORD_PROGRAM: RecordProgram = build_program(Twin, _RECORD_WANTS, fixed_lists={"values": N_SIGNALS}, place={
+    **{path: _ROW_INDEX[name] for name, path in _RECORD_NUMBERS.items()},
+    "history.daily.base": _ROW_INDEX["base_0"], "history.inverter.bins_half": _ROW_INDEX["bin_0"],
+    _RING_AT: _ROW_INDEX["yesterday_0"]})
+_REC = RECORD_PROGRAM.columns
+_AT = RECORD_PROGRAM.at
+_N_ROW = len(_ROW_FLOATS) + len(_ROW_INTS)
+_REC_SIGHTINGS = np.array([_REC["history.last_ms"], *(_REC["history.dtc.last_seen_ms"] + k for k in range(_N_DTC)),
+                           *(_REC["history.dtc.onsets"] + k for k in range(_N_DTC)),
+                           *(_REC["history.dtc.onset_ms"] + k for k in range(_N_DTC))])
 
 
 class _RingSummaries:
@@ -284,6 +335,7 @@ class FeatureRows:
         self._service: list[int | None] = []
         self._age_rows: list[int] = []                    # rows with a known component age
         self._ages: list[tuple[Any, ...]] = []
+        self._from_records: dict[str, Any] | None = None   # add_records' arrays (stack, exposure, flags, ages)
 
     def __len__(self) -> int:
         return self._n
@@ -305,6 +357,56 @@ class FeatureRows:
                     if known != _UNKNOWN_AGES:
                         self._age_rows.append(n0 + i)
                         self._ages.append(known)
+
+    def add_records(self, records: TwinRecords, now_ms: int, in_service_ms: NDArray[np.float64],
+                    ages_days: NDArray[np.float64]) -> NDArray[np.intp]:
+        """Collect one row per stored twin of ``records`` (read with :data:`RECORD_PROGRAM`) without decoding
+        them: the numbers ``add`` reads from twin objects, read from the records' bytes.
+
+        ``in_service_ms`` per record (NaN = unknown), ``ages_days`` ``(n, len(COMPONENTS))`` (NaN = the vehicle
+        age). Only on an empty ``FeatureRows``. Returns the records taken, in row order: those that fitted
+        the program and whose lists were read (the others are to be decoded and given to ``add``)."""
+        if self._n:
+            raise ValueError("add_records takes an empty FeatureRows (rows of twin objects go to another)")
+        rows = np.flatnonzero(records.ok)
+        inputs, good = _record_inputs(records, rows)
+        if not good.all():                                # a list of the wrong kind: read the others again
+            rows = rows[good]
+            inputs, good = _record_inputs(records, rows)
+        n = len(rows)
+        block = inputs["block"]
+        self._blocks.append(block)
+        self._n = n
+        with paused_gc():
+            self._now = [now_ms] * n
+        self._from_records = {"stack": inputs["stack"], "cells": inputs["cells"], "starts": inputs["starts"],
+                              "ends": inputs["ends"], "lens": inputs["lens"], "flags": inputs["flags"],
+                              "service": in_service_ms[rows], "ages": ages_days[rows], "records": records,
+                              "rows": rows}
+        sighted = inputs["sighted"]
+        self._sighting_rows = np.flatnonzero(sighted).tolist()
+        self._sightings = [inputs["sightings"][sighted].tobytes()]
+        if self.reuse:
+            vins = records.vins if n == len(records) else [records.vins[r] for r in rows.tolist()]
+            cached = np.fromiter(map(_RING_SUMMARIES.index.get, vins, itertools.repeat(-1)), np.intp, n)
+            self._reuse_summaries_of(block, cached)
+        else:
+            self._record_rings(np.flatnonzero(block[:, _ROW_INDEX["day"]] >= 0))
+        return rows
+
+    def _record_rings(self, miss: NDArray[np.intp]) -> None:
+        """Read the 30-day rings of these rows (records) for ``matrix`` to summarise."""
+        if not len(miss):
+            return
+        src = self._from_records
+        assert src is not None
+        records, rows = src["records"], src["rows"]
+        ring, _, good = records.numbers(_RING_AT, rows[miss], take=N_DAYS * N_COLS)
+        ring = ring.reshape(len(miss), N_DAYS * N_COLS)
+        ring[~good] = np.nan                              # a ring holding something else than numbers: unknown
+        src.setdefault("rings", []).append(ring)
+        self._ring_rows += miss.tolist()
+        self._ring_vins += [records.vins[r] for r in rows[miss].tolist()]
 
     def _add(self, twins: Sequence[Twin]) -> list[int]:
         """The pass over the twins; returns the rows of their VINs in ``_RING_SUMMARIES`` (-1: none) when
@@ -345,9 +447,9 @@ class FeatureRows:
                    b.ah_as, b.soc_swing_pct, b.dc_kws, b.soc_hi_s, b.soc_lo_s, b.arr_eq_s, b.arr_obs_s,
                    b.cell_peak_c, b.soh, m.peak_c, m.above120_s, m.above150_s, m.load_s, lv.wake_min_v,
                    lv.wake_last_v, lv.min_v, lv.below_s, u.distance_km, u.driving_s, *d.base,
-                   day, d.first_day, *ring[j:j + N_COLS], h.n_updates, rf.direction, tw.first_seen, tw.last_seen,
-                   tw.n_applied, b.dc_sessions, lv.wakes, lv.cold_wakes, lv.events, u.harsh_accel, u.harsh_brake,
-                   len(st), *inv.bins_half)
+                   day, d.first_day, h.n_updates, rf.direction, tw.first_seen, tw.last_seen, tw.n_applied,
+                   b.dc_sessions, lv.wakes, lv.cold_wakes, lv.events, u.harsh_accel, u.harsh_brake, len(st),
+                   *inv.bins_half, *ring[j:j + N_COLS])
             try:
                 ap_row(pack(*row))
             except (struct.error, OverflowError):
@@ -383,16 +485,25 @@ class FeatureRows:
     def _reuse_summaries(self, twins: Sequence[Twin], n0: int, cached: list[int]) -> None:
         """Take the kept summaries of the rows from ``n0`` whose ring fingerprint is unchanged; copy the
         rings of the others."""
-        fingerprints = self._unpacked()[-1][:, _FINGERPRINT]
-        index = np.array(cached, dtype=np.intp)
+        miss = self._reuse_summaries_of(self._unpacked()[-1], np.array(cached, dtype=np.intp), n0)
+        for k in miss.tolist():
+            tw = twins[k]
+            self._add_ring(n0 + k, tw.vin, tw.history.daily.ring)
+
+    def _reuse_summaries_of(self, block: NDArray[np.float64], index: NDArray[np.intp], n0: int = 0
+                            ) -> NDArray[np.intp]:
+        """Take the kept summaries (rows ``index`` of ``_RING_SUMMARIES``, -1: none) of ``block``'s rows whose
+        ring fingerprint is unchanged; returns the other rows with a day (their rings are to be read)."""
+        fingerprints = block[:, _FINGERPRINT]
         day = fingerprints[:, 0]
         same = (index >= 0) & (day >= 0)
         same[same] = (_RING_SUMMARIES.fingerprints[index[same]] == fingerprints[same]).all(axis=1)
         self._known_rows.append(n0 + np.flatnonzero(same))
         self._known.append(_RING_SUMMARIES.summaries[index[same]])
-        for k in np.flatnonzero(~same & (day >= 0)).tolist():
-            tw = twins[k]
-            self._add_ring(n0 + k, tw.vin, tw.history.daily.ring)
+        miss = np.flatnonzero(~same & (day >= 0))
+        if self._from_records is not None:
+            self._record_rings(miss)
+        return miss
 
     def _unpacked(self) -> list[NDArray[np.float64]]:
         """``_blocks``, after unpacking the rows packed since the last call: ``(rows, len(_ROW_FLOATS +
@@ -424,6 +535,21 @@ class FeatureRows:
         D = np.frombuffer(b"".join(self._sightings), np.float64).reshape(-1, _N_D)
         sighting = np.full(n, -1, np.int64)
         sighting[self._sighting_rows] = np.arange(len(self._sighting_rows))
+        src = self._from_records
+        if src is None:
+            stack, service, ages, flags, exposure = self._object_inputs(n)
+        else:
+            stack, service, ages, flags = src["stack"], src["service"], src["ages"], src["flags"]
+            exposure = self.weather.sums_coded(src["cells"], src["starts"], src["ends"], src["lens"])
+        out = np.empty((n, N_FEATURES))
+        fill(rows, _KERNEL_INPUTS, stack, stack_start, self._summaries(rows), D, sighting, exposure,
+             np.array(self._now, dtype=np.float64), service, ages, flags,
+             _KERNEL_HISTORY, _KERNEL_EXPOSURE, _KERNEL_EXTRA, EDGES_DT, EDGES_MEAN, HOT_BINS, LARGE_BINS, CONSTANTS,
+             LAYOUT, out)
+        return out if dtype == np.float64 else out.astype(dtype)
+
+    def _object_inputs(self, n: int) -> tuple[NDArray[np.float64], ...]:
+        """Stack, in-service times, ages, trouble-code flags and exposures of rows added with ``add``."""
         ages = np.full((n, len(COMPONENTS)), _NAN)
         if self._ages:
             ages[self._age_rows] = np.array(self._ages, dtype=np.float64)
@@ -434,12 +560,7 @@ class FeatureRows:
                 if any(c.startswith(code) for c in codes):
                     flags[i, 1 + j] = 1.0
         exposure = self.weather.sums(self._res_cells, self._res_starts, self._res_ends, self._res_lens)
-        out = np.empty((n, N_FEATURES))
-        fill(rows, _KERNEL_INPUTS, doubles(self._stack), stack_start, self._summaries(rows), D, sighting, exposure,
-             np.array(self._now, dtype=np.float64), np.array(self._service, dtype=np.float64), ages, flags,
-             _KERNEL_HISTORY, _KERNEL_EXPOSURE, _KERNEL_EXTRA, EDGES_DT, EDGES_MEAN, HOT_BINS, LARGE_BINS, CONSTANTS,
-             LAYOUT, out)
-        return out if dtype == np.float64 else out.astype(dtype)
+        return doubles(self._stack), np.array(self._service, dtype=np.float64), ages, flags, exposure
 
     def _summaries(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
         """``(n, N_SUMMARY)`` ring summaries: the known ones, and the others from their rings (then kept)."""
@@ -449,7 +570,10 @@ class FeatureRows:
             summary[np.concatenate(self._known_rows)] = np.concatenate(self._known)
         if self._ring_rows:
             miss = np.array(self._ring_rows, dtype=np.intp)
-            ring = np.frombuffer(b"".join(self._rings), np.int32).reshape(len(miss), N_DAYS, N_COLS).astype(float)
+            if self._from_records is not None:
+                ring = np.concatenate(self._from_records["rings"]).reshape(len(miss), N_DAYS, N_COLS)
+            else:
+                ring = np.frombuffer(b"".join(self._rings), np.int32).reshape(len(miss), N_DAYS, N_COLS).astype(float)
             for k, odd in self._odd_rings:                # as np.array reads them
                 ring[k] = np.array(odd, dtype=np.float64).reshape(N_DAYS, N_COLS)
             fingerprints = rows[miss][:, _FINGERPRINT]
@@ -457,6 +581,31 @@ class FeatureRows:
             if self.reuse:
                 _RING_SUMMARIES.store(self._ring_vins, fingerprints, fresh)
         return summary
+
+
+def _record_inputs(records: TwinRecords, rows: NDArray[np.intp]) -> tuple[dict[str, Any], NDArray[np.bool_]]:
+    """What ``FeatureRows.add_records`` keeps of these records' rows, and which rows were read in full (their
+    lists are lists of the expected items: numbers, cells of 1-8 bytes, trouble-code strings)."""
+    n = len(rows)
+    f = records.fields if n == len(records) else records.fields[rows]
+    f[:, _ROW_INDEX["stack_len"]] = f[:, _AT[_STACK] + 1]
+    good = f[:, RECORD_PROGRAM.at[_RING_AT] + 1] == N_DAYS * N_COLS
+    stack, _ = records.items(_STACK, rows)
+    cells, lens = records.items(_CELLS, rows)
+    starts, _ = records.items(_STARTS, rows)
+    ends, _ = records.items(_ENDS, rows)
+    good &= (f[:, _AT[_STARTS] + 1] == lens) & (f[:, _AT[_ENDS] + 1] == lens)
+    flags = np.zeros((n, 1 + len(DTC_CODES)))
+    coded = np.flatnonzero(f[:, _AT[_CODES] + 1] > 0)   # rows with an active trouble code (or odd: checked)
+    if len(coded):
+        flags[coded], ok = records.prefix_flags(_CODES, rows[coded], [code for code, _ in DTC_CODES])
+        good[coded] &= ok
+    seen = f[:, _REC["history.dtc.last_seen_ms"]:_REC["history.dtc.last_seen_ms"] + _N_DTC]
+    inputs = {"block": f[:, :_N_ROW], "stack": stack, "cells": cells, "starts": starts.astype(np.int64),
+              "ends": ends.astype(np.int64), "lens": lens, "flags": flags,
+              "sighted": (f[:, _REC["history.dtc.active"]] != 0) | (seen != 0).any(axis=1),
+              "sightings": f[:, _REC_SIGHTINGS]}
+    return inputs, good
 
 
 def _ring_summary(ring: NDArray[np.float64], day: NDArray[np.float64], first: NDArray[np.float64]

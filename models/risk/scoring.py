@@ -22,6 +22,8 @@ from numpy.typing import NDArray
 from models.risk.artifact import RiskModelSet
 from models.risk.exposure import ExposureCache
 from models.risk.features import feature_matrix, paused_gc
+from twins.maintenance import COMPONENTS as LOG_COMPONENTS
+from twins.maintenance import ComponentLog, component_age_days
 from twins.residency import HourlyLookup, Residency
 from twins.risk import RiskState
 from twins.twin import Twin, new_twin
@@ -39,6 +41,14 @@ def risk_states(models: RiskModelSet, proba: NDArray[np.float64], idx: NDArray[n
         contrib = val.reshape(n, -1).tolist()
         return [RiskState(version, scored_ms, horizon, comps, p, t, c)
                 for p, t, c in zip(proba.tolist(), top, contrib)]
+
+
+def component_ages(log: ComponentLog, now_ms: int, in_service_ms: int | None) -> dict[str, float | None] | None:
+    """Days since each component's last repair or replacement at ``now_ms``; None (every age is the
+    vehicle's) for a vehicle never serviced. The ``component_ages_days`` entry the stream passes."""
+    if not any(log.serviced_ms):
+        return None
+    return {c: component_age_days(log, c, now_ms, in_service_ms) for c in LOG_COMPONENTS}
 
 
 def warm_up(models: RiskModelSet) -> None:

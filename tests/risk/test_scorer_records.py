@@ -1,0 +1,103 @@
+"""The stream's RiskScorer on a worker's state (fake table, no broker): stored twins are scored as records and
+written back as records; unflushed twins as objects; due-ness read from records; alert candidates picked."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from faust.types import TP
+
+from models.risk.artifact import load_model_set
+from models.risk.record_scoring import RiskEncoder
+from models.risk.synthetic import stream_twins
+from streams.ingest import TwinIngest
+from streams.risk_scoring import RiskScorer
+from tests.test_ingest_flush import FakeConsumer, FakeProducer, FakeTable
+from twins.alerts.rules import parse_rules
+from twins.twin import copy_twin, decode_twin, encode_twin
+
+INTERVAL_S = 300.0
+
+
+def _lookup(cell: str, hour: int) -> tuple[float, float] | None:
+    return (25.0 + hour % 17, 70.0) if hour % 4 else None
+
+
+def _scorer(trained, twins, flushed: int):
+    """A worker holding ``twins``: the first ``flushed`` stored as records, the rest not flushed yet."""
+    log: list = []
+    ingest = TwinIngest(FakeTable(FakeProducer(log), log), None, lambda: FakeConsumer(log, set()), 1.0, 10_000, 2)
+    for t in twins[:flushed]:
+        ingest.table.data[t.vin.encode()] = encode_twin(t)
+    for t in twins[flushed:]:
+        ingest.dirty[t.vin] = copy_twin(t)
+        ingest.dirty_tp[t.vin] = TP(ingest.telemetry_topic, 0)
+    ingest.changed.update(t.vin for t in twins)
+    app = SimpleNamespace(ingest=ingest, hourly_weather=_lookup, weather_day_version=lambda cell, day: None)
+    scorer = RiskScorer(app, None, INTERVAL_S, 1.0, 60.0, 10_000, {})
+    scorer.models = load_model_set(trained.artifact)
+    scorer._encoder = RiskEncoder(scorer.models)
+    return scorer, ingest
+
+
+@pytest.fixture(scope="module")
+def twins(synthetic):
+    return list(stream_twins(synthetic[0])[0].values())
+
+
+def test_stored_twins_are_rewritten_as_records_and_unflushed_ones_scored_as_objects(trained, twins):
+    scorer, ingest = _scorer(trained, twins, flushed=40)
+    now = max(t.last_seen for t in twins) + 1000
+    assert asyncio.run(scorer.score_due(now)) == len(twins)
+    stored = [ingest.dirty[t.vin] for t in twins[:40]]
+    assert all(type(s) is bytes for s in stored)                     # written back without decoding
+    objects = [ingest.dirty[t.vin] for t in twins[40:]]
+    states = [decode_twin(s).risk for s in stored] + [o.risk for o in objects]
+    assert {s.scored_ms for s in states} == {now} and {s.version for s in states} == {scorer.models.version}
+    # the same twins, all scored as objects, get the same probabilities (the two paths agree)
+    reference, _ = _scorer(trained, twins, flushed=0)
+    asyncio.run(reference.score_due(now))
+    np.testing.assert_array_equal([s.probability for s in states],
+                                  [reference.app.ingest.dirty[t.vin].risk.probability for t in twins])
+    assert not ingest.changed and len(scorer._next_due) == len(twins)
+    # changed again a second later: not due yet (once per interval) ...
+    ingest.changed.update(t.vin for t in twins)
+    assert asyncio.run(scorer.score_due(now + 1000)) == 0
+    # ... also for a fresh scorer, which reads the state's time from the records
+    flushed = {t.vin.encode(): (s if type(s) is bytes else encode_twin(s)) for t, s in
+               zip(twins, [ingest.dirty[t.vin] for t in twins])}
+    fresh, fresh_ingest = _scorer(trained, twins, flushed=0)
+    fresh_ingest.dirty.clear()
+    fresh_ingest.table.data.update(flushed)
+    assert asyncio.run(fresh.score_due(now + 1000)) == 0
+    assert fresh._next_due[twins[0].vin] == now + int(INTERVAL_S * 1000)
+    # an urgent vehicle (a repair record) is due at once; the rest once the interval has passed
+    fresh_ingest.urgent.add(twins[3].vin)
+    assert asyncio.run(fresh.score_due(now + 2000)) == 1
+    assert asyncio.run(fresh.score_due(now + int(INTERVAL_S * 1000))) == len(twins) - 1
+
+
+def test_alert_candidates_reach_theta_high_at_the_rules_horizon(trained, twins):
+    scorer, ingest = _scorer(trained, twins[:1], flushed=1)
+    rules = parse_rules("""
+version = "t"
+[[risk]]
+id = "inv"
+component = "inverter"
+theta_high = 0.5
+theta_low = 0.1
+horizon_days = 60
+severity = { major = 0.5 }
+action = "x"
+""")
+    ingest.alerts = SimpleNamespace(rules=rules)
+    horizon = scorer.models.horizon_days
+    k = list(scorer.models.components).index("inverter")
+    p = np.zeros((4, len(scorer.models.components)))
+    # 0.5 over 60 days is 1 - 0.5 ** (horizon / 60) over the model's horizon
+    at = 1 - 0.5 ** (horizon / 60)
+    p[:, k] = [at * 0.9, at, at * 1.1, 0.99]
+    assert scorer._may_raise(p).tolist() == [False, True, True, True]
