@@ -85,7 +85,9 @@ def build_program(root: type[msgspec.Struct], wants: Mapping[str, Any],
     lists: dict[str, int] = {}
 
     def width(want: Any) -> int:
-        if want in ("at", "numbers", "codes"):
+        if want in ("numbers", "codes"):
+            return 3
+        if want == "at":
             return 2
         if isinstance(want, tuple):
             return int(want[1]) + (2 if want[0] == "row_before" else 0)
@@ -112,7 +114,7 @@ def build_program(root: type[msgspec.Struct], wants: Mapping[str, Any],
             ops.append((AT, column(path, 2), 0, 0))
         elif want in ("numbers", "codes"):
             lists[path] = len(lists)
-            ops.append((LIST, lists[path], column(path, 2), 0 if want == "numbers" else 1))
+            ops.append((LIST, lists[path], column(path, 3), 0 if want == "numbers" else 1))
         elif isinstance(want, tuple) and len(want) == 2 and want[0] == "nums":
             ops.append((NUMS, int(want[1]), column(path, int(want[1])), 0))
         elif isinstance(want, tuple) and len(want) == 3 and want[0] == "row_before" and want[2] in columns:
@@ -367,16 +369,22 @@ def _code(buf: Any, p: int, end: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _run(buf: Any, starts: Any, ends: Any, program: Any, out: Any, ok: Any, side: Any, cursor: Any,
-         first: int) -> int:  # pragma: no cover - compiled
-    """Execute ``program`` on the records ``buf[starts[r]:ends[r]]`` from ``first`` into ``out[r]``; ``ok[r]`` =
-    it fitted. List items go to ``side[row, cursor[row]:]`` (a record that does not fit takes none back).
-    Returns the record at which a side row ran full (``len(starts)``: all done): grow ``side``, resume there."""
+def _run(buf: Any, pos: Any, ends: Any, program: Any, out: Any, ok: Any, side: Any, cursor: Any, first: int,
+         resume: bool, final: bool) -> int:  # pragma: no cover - compiled
+    """Execute ``program`` on the records ``buf[pos[r]:ends[r]]`` from ``first`` into ``out[r]``; ``ok[r]`` = it
+    fitted (with ``final``: and ended where the record does); ``pos[r]`` = where it stopped. ``resume``: the
+    program goes on from an earlier one's ``pos``, for the records still ``ok``. List items go to
+    ``side[row, cursor[row]:]`` (a record that does not fit takes none back). Returns the record at which a
+    side row ran full (``len(pos)``: all done): grow ``side``, resume there."""
     n_ops = program.shape[0]
     mark = cursor.copy()
-    for r in range(first, len(starts)):
-        out[r, :] = np.nan
-        p, end = starts[r], ends[r]
+    for r in range(first, len(pos)):
+        if resume:
+            if not ok[r]:
+                continue
+        else:
+            out[r, :] = np.nan
+        p, end = pos[r], ends[r]
         good = True
         full = False
         mark[:] = cursor
@@ -426,6 +434,7 @@ def _run(buf: Any, starts: Any, ends: Any, program: Any, out: Any, ok: Any, side
                 n, p = _array_len(buf, p, end)
                 out[r, b + 1] = n
                 q = cursor[a]
+                out[r, b + 2] = q
                 if n < 0 or n > end - p:                  # (every item takes a byte at least)
                     good = False
                 elif q + n > side.shape[1]:
@@ -451,12 +460,98 @@ def _run(buf: Any, starts: Any, ends: Any, program: Any, out: Any, ok: Any, side
                 good = False
             if not good:
                 break
-        ok[r] = good and p == end
+        ok[r] = good and (p == end or not final)
         if not ok[r]:
             cursor[:] = mark                              # its list items are dropped
         if full:
-            return r
-    return len(starts)
+            return r                                      # (pos[r] still where the record starts)
+        pos[r] = p
+    return len(pos)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _step(buf: Any, p: int, end: int) -> int:
+    """The position after the one value at ``p`` (-1: malformed or past ``end``)."""
+    if p < 0 or p >= end:
+        return -1
+    size = _FIXED_SIZE[buf[p]]
+    return p + size if size else _skip(buf, p, end)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ring_head(buf: Any, p: int, end: int, out: Any, r: int, a: int, b: int, c: int) -> tuple[int, int, int]:
+    """``ROW_BEFORE``'s header work for record ``r``: where its items start and how many to step over before and
+    after the row; a value that is no ring of whole rows is stepped over at once (``(after it, 0, -1)``)."""
+    out[r, b + a] = p
+    n, q = _array_len(buf, p, end)
+    out[r, b + a + 1] = n
+    day = out[r, c]
+    if n < a or n % a or day != day:
+        return _skip(buf, p, end), 0, -1
+    first = ((np.int64(day) - 1) % (n // a)) * a
+    return q, first, n - first - a
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _step_lanes(buf: Any, p0: int, p1: int, p2: int, p3: int, n0: int, n1: int, n2: int, n3: int, e0: int, e1: int,
+                e2: int, e3: int) -> tuple[int, int, int, int]:
+    """Four positions each stepped over its next ``n`` values (``n`` <= 0: none), in one loop."""
+    while n0 > 0 or n1 > 0 or n2 > 0 or n3 > 0:
+        if n0 > 0:
+            p0 = _step(buf, p0, e0)
+            n0 -= 1
+        if n1 > 0:
+            p1 = _step(buf, p1, e1)
+            n1 -= 1
+        if n2 > 0:
+            p2 = _step(buf, p2, e2)
+            n2 -= 1
+        if n3 > 0:
+            p3 = _step(buf, p3, e3)
+            n3 -= 1
+    return p0, p1, p2, p3
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows_before(buf: Any, pos: Any, ends: Any, out: Any, ok: Any, a: int, b: int,
+                 c: int) -> None:  # pragma: no cover - compiled
+    """The ``ROW_BEFORE`` operation at ``pos[r]`` of every ``ok`` record, four records at a time: their items
+    are stepped over in one loop, so that the four chains (an item's marker, its size, the next item) overlap
+    in the processor instead of running one after the other (a 270-item ring: ~1 µs a record alone)."""
+    n = len(pos)
+    for g in range(0, n, 4):
+        p0 = p1 = p2 = p3 = -1
+        s0 = s1 = s2 = s3 = 0
+        t0 = t1 = t2 = t3 = -1
+        e0 = e1 = e2 = e3 = 0
+        if g < n and ok[g]:
+            e0 = ends[g]
+            p0, s0, t0 = _ring_head(buf, pos[g], e0, out, g, a, b, c)
+        if g + 1 < n and ok[g + 1]:
+            e1 = ends[g + 1]
+            p1, s1, t1 = _ring_head(buf, pos[g + 1], e1, out, g + 1, a, b, c)
+        if g + 2 < n and ok[g + 2]:
+            e2 = ends[g + 2]
+            p2, s2, t2 = _ring_head(buf, pos[g + 2], e2, out, g + 2, a, b, c)
+        if g + 3 < n and ok[g + 3]:
+            e3 = ends[g + 3]
+            p3, s3, t3 = _ring_head(buf, pos[g + 3], e3, out, g + 3, a, b, c)
+        p0, p1, p2, p3 = _step_lanes(buf, p0, p1, p2, p3, s0, s1, s2, s3, e0, e1, e2, e3)   # items before the row
+        for i in range(a):                                # the row
+            if t0 >= 0:
+                out[g, b + i], p0 = _number(buf, p0, e0)
+            if t1 >= 0:
+                out[g + 1, b + i], p1 = _number(buf, p1, e1)
+            if t2 >= 0:
+                out[g + 2, b + i], p2 = _number(buf, p2, e2)
+            if t3 >= 0:
+                out[g + 3, b + i], p3 = _number(buf, p3, e3)
+        p0, p1, p2, p3 = _step_lanes(buf, p0, p1, p2, p3, t0, t1, t2, t3, e0, e1, e2, e3)   # items after it
+        for lane, p in ((0, p0), (1, p1), (2, p2), (3, p3)):
+            if g + lane < n and ok[g + lane]:
+                pos[g + lane] = p
+                if p < 0:
+                    ok[g + lane] = False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -541,6 +636,19 @@ class RecordBuffer:
         return np.frombuffer(self._buf, np.uint8, total), ends - sizes, ends
 
 
+def _phases(ops: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64] | None, NDArray[np.int64]]:
+    """The program in three parts when it has a ``ROW_BEFORE`` with no list after it (its ring is read for
+    four records at a time by :func:`_rows_before`): before it, it, after it; else all of it, None, nothing."""
+    at = np.flatnonzero(ops[:, 0] == ROW_BEFORE)
+    if len(at) != 1 or (ops[at[0]:, 0] == LIST).any():
+        return ops, None, ops[:0]
+    k = int(at[0])
+    optional = np.flatnonzero(ops[:k, 0] == OPTIONAL)
+    if (optional + ops[optional, 1] >= k).any():          # inside an optional struct: not split
+        return ops, None, ops[:0]
+    return ops[:k], ops[k], ops[k + 1:]
+
+
 def _positions(values: NDArray[np.float64]) -> NDArray[np.int64]:
     return np.where(np.isnan(values), -1, values).astype(np.int64)
 
@@ -570,11 +678,17 @@ class TwinRecords:
         if buffer.side.shape[0] != rows or buffer.side.shape[1] < 16 * len(records):
             buffer.side = np.empty((rows, max(16 * len(records), buffer.side.shape[1])))
         cursor = np.zeros(rows, np.int64)
+        pos = self.starts.copy()
+        head, ring, tail = _phases(program.ops)
         done = 0
         while done < len(records):
-            done = _run(self.buf, self.starts, self.ends, program.ops, self.fields, self.ok, buffer.side, cursor, done)
+            done = _run(self.buf, pos, self.ends, head, self.fields, self.ok, buffer.side, cursor, done, False,
+                        ring is None)
             if done < len(records):                       # a side row ran full: grow it, go on from that record
                 buffer.side = np.concatenate([buffer.side, np.empty_like(buffer.side)], axis=1)
+        if ring is not None:
+            _rows_before(self.buf, pos, self.ends, self.fields, self.ok, ring[1], ring[2], ring[3])
+            _run(self.buf, pos, self.ends, tail, self.fields, self.ok, buffer.side, cursor, 0, True, True)
         self.side = buffer.side
         self.side_len = cursor
 
@@ -612,17 +726,19 @@ class TwinRecords:
         return out, offsets, good
 
     def items(self, path: str, rows: NDArray[np.intp]) -> tuple[NDArray[Any], NDArray[np.int64]]:
-        """The items of the ``"numbers"``/``"codes"`` list ``path`` of ``rows`` (records that fitted, in order),
-        one row after the other (float64 / uint64 codes), and each row's count."""
-        counts = np.where(self.ok, self.fields[:, self.program.at[path] + 1], 0).astype(np.int64)
-        side = self.side[self.program.lists[path], :self.side_len[self.program.lists[path]]]
+        """The items of the ``"numbers"``/``"codes"`` list ``path`` of ``rows`` (records that fitted), one row
+        after the other (float64 / uint64 codes), and each row's count."""
+        at = self.program.at[path]
+        lens = self.fields[rows, at + 1].astype(np.int64)
+        first = self.fields[rows, at + 2].astype(np.int64)
+        side = self.side[self.program.lists[path]]
         if path in self.program.codes:
             side = side.view(np.uint64)
-        if len(rows) == len(counts) or np.array_equal(rows, np.flatnonzero(self.ok)):
-            return side, counts[rows]
-        first = np.cumsum(counts) - counts
-        lens = counts[rows]
-        index = np.repeat(first[rows] - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+        if not len(rows):
+            return side[:0], lens
+        if (first[1:] == first[:-1] + lens[:-1]).all():   # the usual case: one after the other already
+            return side[first[0]:first[-1] + lens[-1]], lens
+        index = np.repeat(first - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
         return side[index], lens
 
     def string_equals(self, path: str, text: str) -> NDArray[np.bool_]:
