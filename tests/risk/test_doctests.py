@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["features", "labels", "split", "calibration", "attribution", "metrics", "model", "exposure", "msgpack_arrays"]
+MODULES = ["features", "labels", "split", "calibration", "attribution", "metrics", "model", "exposure", "msgpack_arrays",
+           "twin_records"]
 
 
 @pytest.mark.parametrize("name", MODULES)
