@@ -5,7 +5,9 @@ last scored (at most once per ``FLEET_RISK_SCORE_INTERVAL_S`` per vehicle; a rep
 record makes a vehicle due at once), builds their feature rows with the same
 ``models.risk.features`` code training used, scores them in one vectorised call per
 component, and stores probability, horizon, model version and the top contributing
-features in each twin (written with the next flush). The weather days of the exposure
+features in each twin (written with the next flush). A twin already flushed is scored from
+its stored record and the record rewritten, without decoding it
+(``models.risk.record_scoring``); a twin with unflushed changes as an object. The weather days of the exposure
 features are looked up once and kept while their stored record is unchanged
 (``models.risk.exposure.ExposureCache``). The model directory is checked every
 ``FLEET_RISK_RELOAD_S``: a new version is picked up without a restart; a broken one is
@@ -20,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from models.risk.artifact import load_model_set
-from models.risk.exposure import ExposureCache
 import numpy as np
 
+from models.risk.artifact import load_model_set
+from models.risk.exposure import ExposureCache
 from models.risk.features import RECORD_PROGRAM
 from models.risk.record_scoring import RiskEncoder, score_records
 from models.risk.scoring import component_ages, score_twins, warm_up
