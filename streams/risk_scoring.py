@@ -27,8 +27,8 @@ import numpy as np
 from models.risk.artifact import load_model_set
 from models.risk.exposure import ExposureCache
 from models.risk.features import RECORD_PROGRAM
-from models.risk.record_scoring import RiskEncoder, score_records
-from models.risk.scoring import component_ages, score_twins, warm_up
+from models.risk.record_scoring import RiskEncoder, score_records, warm_up
+from models.risk.scoring import component_ages, score_twins
 from models.risk.twin_records import RecordBuffer, TwinRecords
 from streams import metrics
 from twins.alerts.engine import rescale_array
@@ -74,22 +74,43 @@ class RiskScorer:
         return self._exposure
 
     def maybe_reload(self) -> bool:
-        """Load a newer artifact if there is one; True when the model changed."""
+        """Load a newer artifact if there is one; True when the model changed (blocks while it compiles)."""
+        found = self._newer()
+        return found is not None and self._adopt(found, self._load(found[0]))
+
+    async def reload(self) -> bool:
+        """:meth:`maybe_reload` with the loading and compiling in a thread: the event loop (heartbeats, ingest,
+        HTTP) keeps running through a first compile (~25 s with an empty numba cache)."""
+        found = self._newer()
+        return found is not None and self._adopt(found, await asyncio.to_thread(self._load, found[0]))
+
+    def _newer(self) -> tuple[Path, float] | None:
+        """The newest artifact's (path, mtime) if it is not the one loaded last."""
         if self.model_dir is None:
-            return False
+            return None
         path = newest_artifact(self.model_dir)
         if path is None:
-            return False
+            return None
         stamp = (path, (path / "metadata.json").stat().st_mtime)
-        if stamp == self.loaded_from:
-            return False
+        return None if stamp == self.loaded_from else stamp
+
+    @staticmethod
+    def _load(path: Path) -> Any:
+        """The model set at ``path`` with the batch's loops compiled, or the exception that stopped it."""
         try:
             models = load_model_set(path)
             warm_up(models)                               # compile the batch's loops now, not mid-batch
-        except Exception as exc:  # keep scoring with the model in force
-            self.last_error = f"{path}: {exc}"
+            return models
+        except Exception as exc:  # reported by _adopt
+            return exc
+
+    def _adopt(self, stamp: tuple[Path, float], models: Any) -> bool:
+        """Put a loaded model set in force (or log why it could not be loaded and keep the one in force)."""
+        path = stamp[0]
+        if isinstance(models, Exception):  # keep scoring with the model in force
+            self.last_error = f"{path}: {models}"
             log.error("risk model %s not loaded, keeping %s: %s", path,
-                      self.models.version if self.models else "none", exc)
+                      self.models.version if self.models else "none", models)
             metrics.RISK_MODEL_ERRORS.inc()
             self.loaded_from = stamp
             return False
@@ -234,7 +255,7 @@ class RiskScorer:
         last_reload = 0.0
         while True:
             if time.monotonic() - last_reload >= self.reload_s:
-                self.maybe_reload()
+                await self.reload()
                 last_reload = time.monotonic()
             try:
                 scored = await self.score_due(int(time.time() * 1000))

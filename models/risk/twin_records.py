@@ -164,7 +164,7 @@ def build_program(root: type[msgspec.Struct], wants: Mapping[str, Any],
                          frozenset(p for p, w in wants.items() if w == "codes"))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _uint(buf: Any, p: int, size: int) -> int:
     """Big-endian unsigned integer of ``size`` bytes at ``p``."""
     v = np.uint64(0)
@@ -173,7 +173,7 @@ def _uint(buf: Any, p: int, size: int) -> int:
     return v
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _size(buf: Any, p: int, size: int) -> int:
     """Big-endian unsigned integer of ``size`` (at most 4) bytes at ``p``, as int64."""
     v = 0
@@ -198,7 +198,7 @@ def _fixed_sizes() -> NDArray[np.int64]:
 _FIXED_SIZE = _fixed_sizes()
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _skip(buf: Any, p: int, end: int) -> int:
     """The position after the value at ``p`` (-1: malformed or past ``end``)."""
     pending = 1
@@ -247,7 +247,7 @@ def _skip(buf: Any, p: int, end: int) -> int:
     return p if p <= end else -1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _skip_items(buf: Any, p: int, end: int, n: int) -> int:
     """The position after the ``n`` values from ``p`` (-1: malformed or past ``end``); values of a fixed size
     are stepped over in a tight loop, others by :func:`_skip`."""
@@ -259,7 +259,7 @@ def _skip_items(buf: Any, p: int, end: int, n: int) -> int:
     return p if p <= end else -1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _count(buf: Any, p: int, end: int) -> tuple[int, int]:
     """Items of the array, map (pairs) or string at ``p`` and the position of its first item; (-1, p) if the
     value is something else."""
@@ -283,7 +283,7 @@ def _count(buf: Any, p: int, end: int) -> tuple[int, int]:
     return -1, p
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _array_len(buf: Any, p: int, end: int) -> tuple[int, int]:
     """Items of the array at ``p`` and the position of its first item; (-1, p) if the value is no array."""
     if p < 0 or p >= end:
@@ -314,7 +314,7 @@ def _as_float32(typingctx: Any, bits: Any) -> Any:
     return numba.types.float32(numba.types.uint32), codegen
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _number(buf: Any, p: int, end: int) -> tuple[float, int]:
     """The number at ``p`` as float64 (nil = NaN, false/true = 0/1) and the position after it; ``-1`` if it
     is not a number."""
@@ -352,7 +352,7 @@ def _number(buf: Any, p: int, end: int) -> tuple[float, int]:
     return 0.0, -1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _code(buf: Any, p: int, end: int) -> tuple[int, int]:
     """The string of 1-8 bytes (no NUL) at ``p`` as a uint64 code and the position after it; -1 if it is not."""
     b = buf[p] if 0 <= p < end else 0
@@ -469,7 +469,7 @@ def _run(buf: Any, pos: Any, ends: Any, program: Any, out: Any, ok: Any, side: A
     return len(pos)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _step(buf: Any, p: int, end: int) -> int:
     """The position after the one value at ``p`` (-1: malformed or past ``end``)."""
     if p < 0 or p >= end:
@@ -478,7 +478,7 @@ def _step(buf: Any, p: int, end: int) -> int:
     return p + size if size else _skip(buf, p, end)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _ring_head(buf: Any, p: int, end: int, out: Any, r: int, a: int, b: int, c: int) -> tuple[int, int, int]:
     """``ROW_BEFORE``'s header work for record ``r``: where its items start and how many to step over before and
     after the row; a value that is no ring of whole rows is stepped over at once (``(after it, 0, -1)``)."""
@@ -492,7 +492,7 @@ def _ring_head(buf: Any, p: int, end: int, out: Any, r: int, a: int, b: int, c: 
     return q, first, n - first - a
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, forceinline=True)
 def _step_lanes(buf: Any, p0: int, p1: int, p2: int, p3: int, n0: int, n1: int, n2: int, n3: int, e0: int, e1: int,
                 e2: int, e3: int) -> tuple[int, int, int, int]:
     """Four positions each stepped over its next ``n`` values (``n`` <= 0: none), in one loop."""
