@@ -79,7 +79,7 @@ def _twins(data: Path, limit: int) -> tuple[list[Any], Any, list[int | None]]:
     return ts, read_weather(p["weather"]).lookup, [fleet[t.vin].in_service_ms for t in ts]
 
 
-def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int = 20_000) -> dict[str, Any]:
+def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int = 20_000) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-risk-"))
     data = tmp / "data"
     write_synthetic_history(data, vehicles=200, days=60, seed=11)
@@ -180,7 +180,7 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 3, batch: int =
                 "read (models.risk.twin_records), feature rows, probabilities, top features, and each record "
                 "written again with its new RiskState (models.risk.record_scoring.score_records: records in, "
                 "records out, as the stream scores flushed twins) on a batch of batch_twins twins (distinct "
-                "residency lists), best of 3, weather days already looked up, each twin's 30-day ring summary "
+                "residency lists), best of 5, weather days already looked up, each twin's 30-day ring summary "
                 "already known (a twin is re-scored every FLEET_RISK_SCORE_INTERVAL_S but its ring changes once "
                 "a day); *_objects_* = the same from twin objects (models.risk.scoring.score_twins: the stream's "
                 "path for twins with unflushed changes), the RiskStates as objects; *_first_of_day_* = with "
