@@ -35,11 +35,13 @@ from models.risk.scoring import component_ages, score_twins
 from models.risk.scoring import warm_up as warm_up_objects
 from models.risk.twin_records import TwinRecords
 from twins.maintenance import COMPONENTS as LOG_COMPONENTS
-from twins.risk import RiskState
 from twins.residency import Residency
+from twins.risk import RiskState
+from twins.signals import SLOT
 from twins.twin import decode_twin, encode_twin, new_twin
 
 DAY_MS = 86_400_000
+_DTC_SLOT = SLOT["Vehicle.Diagnostics.DTCList"]
 _ACTIVE_COUNT = RECORD_PROGRAM.at["alerts.active"] + 1
 #: Records rewritten per kernel call: their new bytes (~250 kB) are still in the CPU cache when copied out.
 REWRITE_CHUNK = 128
@@ -232,7 +234,15 @@ def warm_up(models: RiskModelSet) -> None:
     on a machine with an empty numba cache, well under a second once cached (``python -m models.risk.precompile``
     fills the cache at install)."""
     warm_up_objects(models)
+    weather = ExposureCache(lambda cell, hour: None)
     twin = new_twin("WARMUP00000000000")
     twin.residency = Residency(["s000"], [0], [0])
-    score_records(models, TwinRecords([twin.vin], [encode_twin(twin)], RECORD_PROGRAM),
-                  ExposureCache(lambda cell, hour: None), now_ms=0, in_service_ms=[None])
+    score_records(models, TwinRecords([twin.vin], [encode_twin(twin)], RECORD_PROGRAM), weather, now_ms=0,
+                  in_service_ms=[None])
+    # a twin with a day (its ring read in full) and an active trouble code; rows only, no ring summary kept
+    twin.history.daily.day = 1
+    twin.values[_DTC_SLOT] = ["P0A7F"]
+    rows = FeatureRows(weather, reuse_ring_summaries=False)
+    rows.add_records(TwinRecords([twin.vin], [encode_twin(twin)], RECORD_PROGRAM), 0, np.full(1, np.nan),
+                     np.full((1, len(COMPONENTS)), np.nan))
+    rows.matrix()

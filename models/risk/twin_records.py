@@ -4,9 +4,11 @@ A stored twin is ``twins.twin.encode_twin``'s msgpack: every struct an array of 
 in declaration order. Decoding one into objects costs ~35 µs; the risk scorer needs ~90 of
 its numbers. :class:`TwinRecords` walks a batch of records with a small program built from
 the struct definitions (:func:`build_program`) and copies the wanted numbers into one float64
-matrix, with the byte positions of the lists it leaves in place (rainflow stack, 30-day
-ring, residency lists, trouble codes) and of the ``risk``/``alerts`` fields, so a new risk
-state can be written into the record without decoding it (``models.risk.record_scoring``).
+matrix, the items of lists (residency intervals, rainflow stack) into side rows, and the byte
+positions of what it leaves in place (30-day ring, trouble codes) and of the ``risk``/``alerts``
+fields, so a new risk state can be written into the record without decoding it
+(``models.risk.record_scoring``). All of it is bounds-checked: a corrupt record is flagged, never
+read past its end.
 
 A record the program does not fit (fewer fields than the struct has now: written by an
 older version; a value of an unexpected type) is marked not ``ok``; callers decode those.
@@ -27,13 +29,12 @@ from typing import Any, NamedTuple
 
 import msgspec
 import numba
+import numpy as np
 from llvmlite import ir as llvm_ir
 from numba.extending import intrinsic
-import numpy as np
 from numpy.typing import NDArray
 
-
-#: Program operations (``ops[k] = (op, a, b)``), executed in order along each record.
+#: Program operations (``ops[k] = (op, a, b, c)``), executed in order along each record.
 STRUCT, SKIP, NUM, AT, NUMS, MARK, OPTIONAL, ROW_BEFORE, LIST = range(9)
 
 
@@ -120,8 +121,8 @@ def build_program(root: type[msgspec.Struct], wants: Mapping[str, Any],
         elif isinstance(want, tuple) and len(want) == 3 and want[0] == "row_before" and want[2] in columns:
             ops.append((ROW_BEFORE, int(want[1]), column(path, width(want)), columns[want[2]]))
         else:
-            raise ValueError(f"want {path!r}: {want!r} is not 'num', 'at', 'mark', ('nums', n) or "
-                             "('row_before', width, path read before)")
+            raise ValueError(f"want {path!r}: {want!r} is not 'num', 'at', 'mark', 'numbers', 'codes', ('nums', n) "
+                             "or ('row_before', width, path read before)")
 
     def walk(struct: type[msgspec.Struct], prefix: str) -> None:
         fields = msgspec.structs.fields(struct)
