@@ -217,7 +217,7 @@ class ExposureCache:
     def sums_coded(self, codes: NDArray[np.uint64], starts: NDArray[np.int64], ends: NDArray[np.int64],
                    lengths: NDArray[np.int64]) -> NDArray[np.float64]:
         """:meth:`sums` of cells given as uint64 codes: each cell's UTF-8 bytes (1 to 8, no NUL), zero-padded,
-        read little-endian (``models.risk.twin_records.TwinRecords.short_strings``)."""
+        read little-endian (the ``"codes"`` lists of ``models.risk.twin_records.TwinRecords``)."""
         offsets = np.zeros(len(lengths) + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
         if not len(codes):
