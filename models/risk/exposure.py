@@ -151,6 +151,19 @@ def _codes(cells: list[str]) -> NDArray[np.uint64] | None:
     return padded.view(np.uint64).ravel()
 
 
+def _list_offsets(lengths: Sequence[int], n_cells: int, n_starts: int, n_ends: int) -> NDArray[np.int64] | None:
+    """Where each list starts among the intervals (and where the last ends); None if there are no intervals.
+    Raises if cells, starts and ends are not as many as the lengths add up to."""
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
+    if not n_cells:
+        return None
+    if not n_cells == n_starts == n_ends == offsets[-1]:
+        raise ValueError(f"residency lists of {int(offsets[-1])} intervals in all, got {n_cells} cells, "
+                         f"{n_starts} starts and {n_ends} ends")
+    return offsets
+
+
 class ExposureCache:
     """``EXPOSURE_FEATURE_NAMES`` of residency lists against one weather lookup, batched (see the module).
 
@@ -203,13 +216,9 @@ class ExposureCache:
              ) -> NDArray[np.float64]:
         """``(len(lengths), 4)`` exposures of lists given one after the other: list ``i`` is the next
         ``lengths[i]`` entries of ``cells``, ``starts`` and ``ends`` (hours since epoch)."""
-        offsets = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(np.asarray(lengths, dtype=np.int64), out=offsets[1:])
-        if not len(cells):
+        offsets = _list_offsets(lengths, len(cells), len(starts), len(ends))
+        if offsets is None:
             return np.zeros((len(lengths), 4))
-        if not len(cells) == len(starts) == len(ends) == offsets[-1]:
-            raise ValueError(f"residency lists of {int(offsets[-1])} intervals in all, got {len(cells)} cells, "
-                             f"{len(starts)} starts and {len(ends)} ends")
         codes = _codes(cells)
         cell = self._ids_by_name(cells) if codes is None else self._ids_of_codes(codes, lambda: cells)
         return self._sum_lists(cell, hours(starts), hours(ends), offsets)
@@ -218,13 +227,9 @@ class ExposureCache:
                    lengths: NDArray[np.int64]) -> NDArray[np.float64]:
         """:meth:`sums` of cells given as uint64 codes: each cell's UTF-8 bytes (1 to 8, no NUL), zero-padded,
         read little-endian (the ``"codes"`` lists of ``models.risk.twin_records.TwinRecords``)."""
-        offsets = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        if not len(codes):
+        offsets = _list_offsets(lengths, len(codes), len(starts), len(ends))
+        if offsets is None:
             return np.zeros((len(lengths), 4))
-        if not len(codes) == len(starts) == len(ends) == offsets[-1]:
-            raise ValueError(f"residency lists of {int(offsets[-1])} intervals in all, got {len(codes)} cells, "
-                             f"{len(starts)} starts and {len(ends)} ends")
         names = lambda: [c.to_bytes(8, "little").rstrip(b"\0").decode() for c in codes.tolist()]  # noqa: E731
         return self._sum_lists(self._ids_of_codes(codes, names), starts, ends, offsets)
 
