@@ -142,7 +142,8 @@ class RiskScorer:
         alerts = ingest.alerts
         async with ingest._lock:
             started = time.perf_counter()
-            twins, vins, raws = self._due(now_ms)
+            twins, records = self._due(now_ms)
+            vins = records.vins if records is not None else []
             if not twins and not vins:
                 return 0
             services = self.in_service_ms
@@ -158,7 +159,6 @@ class RiskScorer:
                     raised += alerts.on_risk(twin)
             proba = [np.array([st.probability for st in states]).reshape(len(states), len(models.components))]
             if vins:
-                records = TwinRecords(vins, raws, RECORD_PROGRAM, self._buffer)
                 scored = score_records(models, records, self.exposure, now_ms=now_ms,
                                        in_service_ms=[services.get(v) for v in vins], encoder=self._encoder)
                 proba.append(scored.probability)
@@ -186,21 +186,22 @@ class RiskScorer:
             metrics.RISK_MAX.labels(c).set(float(top[k]))
         return n
 
-    def _due(self, now_ms: int) -> tuple[list[Any], list[str], list[bytes]]:
-        """The changed twins due for scoring, at most ``batch_max``: unflushed twins, and VINs with their records.
+    def _due(self, now_ms: int) -> tuple[list[Any], TwinRecords | None]:
+        """The changed twins due for scoring, at most ``batch_max``: unflushed twins, and stored ones as their
+        records (read once, here; scored from what was read).
 
         A twin is due when it has no risk state of the model in force, or its state is an interval
         old, or it is urgent (a repair record). For a stored twin this worker scored since the model
         was loaded, that time is kept (``_next_due``); other records are read for their state's
-        version and time (a compiled pass, not a decode)."""
+        version and time. At most ``batch_max`` twins are looked at per call, so a batch's records
+        take bounded memory even when the whole fleet changed (a new model)."""
         ingest = self.app.ingest
         alerts = ingest.alerts
         version = self.models.version
         twins: list[Any] = []
         vins: list[str] = []
         raws: list[bytes] = []
-        unread: list[str] = []
-        unread_raws: list[bytes] = []
+        known: list[bool] = []                            # due by _next_due or urgency (else: read the record)
         next_due, urgent = self._next_due, ingest.urgent
         for vin in list(ingest.changed):
             if len(twins) + len(vins) >= self.batch_max:
@@ -217,24 +218,19 @@ class RiskScorer:
                     twins.append(state)
                 continue
             due = next_due.get(vin)
-            if vin in urgent or (due is not None and due <= now_ms):
+            if vin in urgent or due is None or due <= now_ms:
                 vins.append(vin)
                 raws.append(state)
-            elif due is None:
-                unread.append(vin)
-                unread_raws.append(state)
-        if unread:
-            records = TwinRecords(unread, unread_raws, RECORD_PROGRAM, self._buffer)
-            scored_ms = records.column("risk.scored_ms")
-            current = records.ok & (records.column("risk?") == 1.0) & records.string_equals("risk.version", version)
-            due = ~current | (now_ms - scored_ms >= self.interval_ms)
-            for vin, raw, is_due, when in zip(unread, unread_raws, due.tolist(), scored_ms.tolist()):
-                if not is_due:
-                    next_due[vin] = int(when) + self.interval_ms
-                elif len(twins) + len(vins) < self.batch_max:
-                    vins.append(vin)
-                    raws.append(raw)
-        return twins, vins, raws
+                known.append(due is not None or vin in urgent)
+        if not vins:
+            return twins, None
+        records = TwinRecords(vins, raws, RECORD_PROGRAM, self._buffer)
+        scored_ms = records.column("risk.scored_ms")
+        current = records.ok & (records.column("risk?") == 1.0) & records.string_equals("risk.version", version)
+        due = np.array(known) | ~current | (now_ms - scored_ms >= self.interval_ms)
+        for vin, when in zip([vins[r] for r in np.flatnonzero(~due).tolist()], scored_ms[~due].tolist()):
+            next_due[vin] = int(when) + self.interval_ms
+        return twins, records.take(np.flatnonzero(due))
 
     def _may_raise(self, probability: Any) -> Any:
         """Rows of ``probability`` reaching some risk rule's ``theta_high`` (at the rule's horizon)."""

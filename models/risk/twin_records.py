@@ -696,6 +696,14 @@ class TwinRecords:
     def __len__(self) -> int:
         return len(self.vins)
 
+    def take(self, rows: NDArray[np.intp]) -> TwinRecords:
+        """These records only (read already: nothing is parsed again; valid while this batch is)."""
+        out = object.__new__(TwinRecords)
+        out.__dict__.update(self.__dict__)
+        out.vins = [self.vins[r] for r in rows.tolist()]
+        out.starts, out.ends, out.fields, out.ok = self.starts[rows], self.ends[rows], self.fields[rows], self.ok[rows]
+        return out
+
     def column(self, path: str, width: int = 1) -> NDArray[np.float64]:
         """Want ``path`` of every record: ``(n,)``, or ``(n, width)`` for a ``("nums", width)`` want."""
         c = self.columns[path]

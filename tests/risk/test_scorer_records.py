@@ -69,15 +69,23 @@ def test_stored_twins_are_rewritten_as_records_and_unflushed_ones_scored_as_obje
     # ... also for a fresh scorer, which reads the state's time from the records
     flushed = {t.vin.encode(): (s if type(s) is bytes else encode_twin(s)) for t, s in
                zip(twins, [ingest.dirty[t.vin] for t in twins])}
+    for t in twins[:5]:                                    # these five were scored an interval earlier
+        stale = decode_twin(flushed[t.vin.encode()])
+        stale.risk.scored_ms = now - int(INTERVAL_S * 1000)
+        flushed[t.vin.encode()] = encode_twin(stale)
     fresh, fresh_ingest = _scorer(trained, twins, flushed=0)
     fresh_ingest.dirty.clear()
     fresh_ingest.table.data.update(flushed)
-    assert asyncio.run(fresh.score_due(now + 1000)) == 0
-    assert fresh._next_due[twins[0].vin] == now + int(INTERVAL_S * 1000)
+    assert asyncio.run(fresh.score_due(now + 1000)) == 5                  # only those, read once from the records
+    assert {decode_twin(fresh_ingest.dirty[t.vin]).risk.scored_ms for t in twins[:5]} == {now + 1000}
+    assert not set(fresh_ingest.dirty) - {t.vin for t in twins[:5]}
+    assert fresh._next_due[twins[6].vin] == now + int(INTERVAL_S * 1000)
     # an urgent vehicle (a repair record) is due at once; the rest once the interval has passed
+    fresh_ingest.changed.add(twins[3].vin)                 # as a repair record does (streams.ingest)
     fresh_ingest.urgent.add(twins[3].vin)
     assert asyncio.run(fresh.score_due(now + 2000)) == 1
-    assert asyncio.run(fresh.score_due(now + int(INTERVAL_S * 1000))) == len(twins) - 1
+    fresh_ingest.changed.update(t.vin for t in twins)
+    assert asyncio.run(fresh.score_due(now + int(INTERVAL_S * 1000))) == len(twins) - 5
 
 
 def test_alert_candidates_reach_theta_high_at_the_rules_horizon(trained, twins):
