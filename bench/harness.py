@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -105,7 +106,7 @@ class Worker:
                        FLEET_PARTITIONS=str(settings.partitions), FLEET_WEB_PORT=str(self.port),
                        FLEET_DATA_DIR=str(tmp / data_name), FLEET_SESSION_TIMEOUT_S="3",
                        FLEET_REBALANCE_TIMEOUT_S="3", FLEET_VERIFY_END_OFFSETS="true", FLEET_LOG_LEVEL="warn",
-                       FLEET_STORE=settings.store, **env)
+                       FLEET_STORE=settings.store, FLEET_AUTH_HS256_SECRET=secrets.token_urlsafe(32), **env)
         self.started = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=environ,
                                      stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115

@@ -18,12 +18,12 @@ from faust import web
 
 from streams.alerting import AlertNotPublished
 from streams.http_input import decode_body, query_int, read_body
-from streams.api_spec import BY_MAX, MAX_LIMIT, PAGE_MAX, ActionBody
+from streams.api_spec import MAX_LIMIT, PAGE_MAX, ActionBody
+from streams.auth import principal_of
 from twins.alerts.engine import AlertConflict, AlertNotFound
 from twins.alerts.rules import COMPONENTS, SEVERITIES
 from twins.alerts.state import STATUSES, Alert, encode_alert, parse_alert_id
 
-USER_HEADER = "X-Fleet-User"
 FILTERS = ("status", "severity", "component", "region", "vin", "rule")
 _ALLOWED = {"status": STATUSES, "severity": SEVERITIES, "component": COMPONENTS}
 
@@ -41,7 +41,7 @@ def parse_filters(query: Any) -> dict[str, set[str]]:
         if bad:
             raise ValueError(f"query parameter {name}={raw!r}: {bad} not in {list(allowed or ())}")
         out[name] = values
-    unknown = sorted(set(query) - set(FILTERS) - {"limit", "offset", "snapshot"})
+    unknown = sorted(set(query) - set(FILTERS) - {"limit", "offset", "snapshot", "access_token"})
     if unknown:
         raise ValueError(f"unknown query parameters {unknown}; filters are {list(FILTERS)}, paging limit/offset")
     return out
@@ -68,7 +68,7 @@ async def _forward(app: Any, vin: str, request: aioweb.Request, body: bytes) -> 
     owner = str(app.router.key_store(app.twins.name, vin)).rstrip("/")
     if owner == str(app.conf.canonical_url).rstrip("/"):
         return None
-    headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", USER_HEADER.lower())}
+    headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         async with session.post(f"{owner}{request.path}", data=body, headers=headers) as resp:
             return aioweb.Response(body=await resp.read(), status=resp.status, content_type="application/json")
@@ -134,7 +134,7 @@ def register_alert_views(app: Any) -> None:
             svc = app.alerts
             r = svc.rules
             return self.json({
-                "version": r.version, "digest": r.digest, "path": str(svc.rules_path), "last_error": svc.last_error,
+                "version": r.version, "digest": r.digest, "file": svc.rules_path.name, "last_error": svc.last_error,
                 "rules": {"risk": [x.id for x in r.risk], "signal": [x.rule.id for x in r.signal],
                           "dtc": [x.id for x in r.dtc], "staleness": [x.id for x in r.staleness]}})
 
@@ -161,21 +161,20 @@ def register_alert_views(app: Any) -> None:
         if forwarded is not None:
             return forwarded
         action_body = decode_body(body, ActionBody)
-        by = action_body.by or request.headers.get(USER_HEADER)
-        if not isinstance(by, str) or not by.strip():
-            return view.json({"error": f"who is acting? give {{\"by\": \"<user>\"}} in the body or the "
-                                       f"{USER_HEADER} header"}, status=400)
-        by = by.strip()
-        if len(by) > BY_MAX or not by.isprintable():
-            return view.json({"error": f"the user name must be at most {BY_MAX} printable characters"}, status=400)
+        by = principal_of(request).sub
+        source = request.remote or ""
         try:
             rec = await app.alerts.act(vin, alert_id, action, by, action_body.note or None)
         except AlertNotFound as exc:
+            await app.audit.record(by, action, alert_id, source, "failed", str(exc))
             return view.json({"error": str(exc)}, status=404)
         except AlertConflict as exc:
+            await app.audit.record(by, action, alert_id, source, "failed", str(exc))
             return view.json({"error": str(exc)}, status=409)
         except AlertNotPublished as exc:
+            await app.audit.record(by, action, alert_id, source, "failed", str(exc))
             return view.json({"error": str(exc)}, status=503, headers={"Retry-After": "5"})
+        await app.audit.record(by, action, alert_id, source, "ok", f"revision {rec.revision}", wait=True)
         return _json(view, rec)
 
     @app.page("/alerts/{alert_id}/ack")

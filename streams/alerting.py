@@ -71,7 +71,7 @@ class AlertService:
         self._reconcile_lock = asyncio.Lock()
         self._unacked: list[Any] = []
         metrics.ALERT_RULES_INFO.info({"version": self.rules.version, "digest": self.rules.digest,
-                                       "path": str(self.rules_path)})
+                                       "file": self.rules_path.name})  # no file-system paths on /metrics
 
     # --- rules -------------------------------------------------------------------------------
     def _file_stamp(self) -> tuple[float, int] | None:
@@ -98,7 +98,7 @@ class AlertService:
         if rules.digest == self.rules.digest:
             return False
         self.rules, self.last_error = rules, None
-        metrics.ALERT_RULES_INFO.info({"version": rules.version, "digest": rules.digest, "path": str(self.rules_path)})
+        metrics.ALERT_RULES_INFO.info({"version": rules.version, "digest": rules.digest, "file": self.rules_path.name})
         log.info("alert rules version %r (%s) in force", rules.version, rules.digest)
         return True
 
@@ -294,7 +294,13 @@ class AlertService:
             await asyncio.sleep(min(self.reload_s, self.sweep_s, 1.0))
             now = time.monotonic()
             if now - last_reload >= self.reload_s:
-                self.maybe_reload()
+                error_before = self.last_error
+                if self.maybe_reload():
+                    await self.app.audit.record("system", "rules_reload", self.rules.version, "FLEET_ALERT_RULES",
+                                                "ok", self.rules.digest)
+                elif self.last_error != error_before and self.last_error:
+                    await self.app.audit.record("system", "rules_reload", self.rules_path.name, "FLEET_ALERT_RULES",
+                                                "rejected", self.last_error)
                 last_reload = now
             app = self.app
             if app.rebalancing or app.in_recovery:

@@ -47,6 +47,9 @@ class Route:
     body: dict[str, Any] | None = None
     answers: dict[int, str] = field(default_factory=lambda: {200: "OK"})
     content: str = "application/json"
+    #: what the caller needs: a scope of :data:`streams.auth.SCOPES`, ``public``, ``authenticated`` (any
+    #: valid token) or ``metrics`` (per FLEET_METRICS_ACCESS)
+    scope: str = "authenticated"
 
 
 def _query_int(name: str, default: int, lo: int, hi: int, text: str) -> Param:
@@ -73,14 +76,15 @@ ALERT_FILTERS = (
     _csv("vin", None, "VINs"),
     _csv("rule", None, "rule ids"),
 )
-BY_MAX = 128
 NOTE_MAX = 2_000
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of ``POST /alerts/{id}/ack`` and ``/resolve`` (both fields optional; notes are plain text)."""
+    """Body of ``POST /alerts/{id}/ack`` and ``/resolve``: an optional plain-text note.
 
-    by: Annotated[str, msgspec.Meta(max_length=BY_MAX)] = ""
+    The acting user is the token's ``sub``; a ``by`` field is refused, not trusted.
+    """
+
     note: Annotated[str, msgspec.Meta(max_length=NOTE_MAX)] = ""
 
 
@@ -89,41 +93,72 @@ _REF = "#/components/schemas/{name}"
 ACTION_BODY = {"$ref": _REF.format(name="ActionBody")}
 NOT_FOUND = {200: "OK", 400: "malformed parameter", 404: "unknown"}
 
+TWINS_QUERY = (Param("stale", "query", {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+                     "only stale (true) or online (false) vehicles"),
+               _query_int("limit", 100, 1, MAX_LIMIT, "most twins"), LOCAL)
+RISK_QUERY = (Param("component", "query", {"type": "string", "enum": list(COMPONENTS)}, "one component"),
+              _query_int("top", 20, 1, MAX_LIMIT, "how many"), LOCAL)
+PAGE = (_query_int("limit", 100, 1, PAGE_MAX, "page size"), _query_int("offset", 0, 0, MAX_LIMIT * 100, "page start"))
+AUDIT_QUERY = (Param("since", "query", {"type": "integer", "minimum": 0}, "epoch ms: records from then on"),
+               Param("sub", "query", {"type": "string", "maxLength": 128}, "only this user"),
+               _query_int("limit", 100, 1, PAGE_MAX, "most records"))
+BAD = {200: "OK", 400: "bad parameter"}
+ACTED = {200: "the new revision", 400: "bad request", 404: "not active", 409: "already acknowledged",
+         413: "body too large", 503: "not published: nothing changed"}
+
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/healthz", "200 while the process runs"),
-    Route("GET", "/readyz", "200 when partitions are assigned and recovered", answers={200: "ready", 503: "not ready"}),
-    Route("GET", "/metrics", "Prometheus text exposition", content="text/plain"),
-    Route("GET", "/openapi.json", "this document"),
-    Route("GET", "/twins", "twins, oldest first", (Param("stale", "query", {"type": "string", "enum": [
-        "true", "false", "1", "0", "yes", "no"]}, "only stale (true) or online (false) vehicles"),
-        _query_int("limit", 100, 1, MAX_LIMIT, "most twins"), LOCAL), answers={200: "OK", 400: "bad parameter"}),
-    Route("GET", "/twins/{vin}", "one twin: signals, history, weather", (VIN,), answers=NOT_FOUND),
-    Route("GET", "/twins/{vin}/risk", "failure probability per component", (VIN,), answers=NOT_FOUND),
-    Route("GET", "/fleet/summary", "counts over the whole fleet", (LOCAL,)),
-    Route("GET", "/fleet/risk", "vehicles ranked by failure probability", (
-        Param("component", "query", {"type": "string", "enum": list(COMPONENTS)}, "one component"),
-        _query_int("top", 20, 1, MAX_LIMIT, "how many"), LOCAL), answers={200: "OK", 400: "bad parameter"}),
-    Route("GET", "/weather/{cell}", "a weather cell's newest observation and forecasts",
-          (Param("cell", "path", {"type": "string"}, "geohash cell", required=True),), answers=NOT_FOUND),
-    Route("GET", "/alerts", "alerts, newest change first", ALERT_FILTERS + (
-        _query_int("limit", 100, 1, PAGE_MAX, "page size"), _query_int("offset", 0, 0, MAX_LIMIT * 100, "page start")),
-        answers={200: "OK", 400: "bad parameter"}),
-    Route("GET", "/alerts/stream", "Server-Sent Events, one per alert revision", ALERT_FILTERS + (
-        Param("snapshot", "query", {"type": "string", "enum": ["1", "true"]}, "first the open alerts"),),
-        answers={200: "event stream", 400: "bad parameter"}, content="text/event-stream"),
-    Route("GET", "/alerts/rules", "the alert rules in force"),
-    Route("GET", "/alerts/{alert_id}", "one alert's latest revision", (ALERT_ID,), answers=NOT_FOUND),
-    Route("POST", "/alerts/{alert_id}/ack", "acknowledge an open alert", (ALERT_ID,), ACTION_BODY,
-          answers={200: "the new revision", 400: "bad request", 404: "not active", 409: "already acknowledged",
-                   413: "body too large", 503: "not published: nothing changed"}),
-    Route("POST", "/alerts/{alert_id}/resolve", "resolve an alert", (ALERT_ID,), ACTION_BODY,
-          answers={200: "the new revision", 400: "bad request", 404: "not active", 413: "body too large",
-                   503: "not published: nothing changed"}),
-    Route("GET", "/sites", "the configured charging sites"),
-    Route("GET", "/sites/{site_id}/schedule", "the newest plan of a site", (SITE_ID,), answers=NOT_FOUND),
-    Route("GET", "/sites/{site_id}/plan-metrics", "peak, energy, cost of the newest plan", (SITE_ID,),
-          answers=NOT_FOUND),
+    Route("GET", "/healthz", "200 while the process runs", scope="public"),
+    Route("GET", "/readyz", "200 once partitions are assigned and the tables recovered, else 503 with the reason",
+          answers={200: "ready", 503: "not ready"}, scope="public"),
+    Route("GET", "/metrics", "Prometheus text exposition", content="text/plain", scope="metrics"),
+    Route("GET", "/openapi.json", "this API as an OpenAPI 3 document"),
+    Route("GET", "/twins", "`{count, twins: [{vin, status, model, last_seen_ms, messages}]}`, oldest first, from "
+          "every worker; `stale` true/false filters, `limit` 1…10000", TWINS_QUERY, answers=BAD, scope="twins:read"),
+    Route("GET", "/twins/{vin}", "the twin: `status` (online/stale), model, variant, software version, first/last "
+          "seen, `messages` {applied, duplicate, too_late, seq_resets, max_seq}, `signals` {path: {value, ts, unit}}, "
+          "operating `history`, `maintenance`, `weather` {cell, context, exposure_30d}; 404 for an unknown VIN, 400 "
+          "for a malformed one", (VIN,), answers=NOT_FOUND, scope="twins:read"),
+    Route("GET", "/twins/{vin}/risk", "per component: probability of failure within the horizon, horizon, model "
+          "version, top 3 features with their contribution (Δ log-odds)", (VIN,), answers=NOT_FOUND,
+          scope="twins:read"),
+    Route("GET", "/fleet/summary", "vehicles, online, stale, message counts, vehicles by model, workers that "
+          "answered", (LOCAL,), scope="fleet:read"),
+    Route("GET", "/fleet/risk", "vehicles ranked by failure probability (of one component, or their riskiest one), "
+          "from every worker", RISK_QUERY, answers=BAD, scope="fleet:read"),
+    Route("GET", "/weather/{cell}", "the cell's newest observation and forecasts; 404 for a cell without weather",
+          (Param("cell", "path", {"type": "string"}, "geohash cell", required=True),), answers=NOT_FOUND,
+          scope="fleet:read"),
+    Route("GET", "/alerts", "alerts (latest revision each), newest change first: `{total, offset, count, "
+          "next_offset, alerts}`; filters take comma-separated values, `region` matches a geohash prefix; 400 naming "
+          "a bad value", ALERT_FILTERS + PAGE, answers=BAD, scope="alerts:read"),
+    Route("GET", "/alerts/stream", "Server-Sent Events, one per alert revision (`snapshot=1`: the open alerts first)",
+          ALERT_FILTERS + (Param("snapshot", "query", {"type": "string", "enum": ["1", "true"]},
+                                 "first the open alerts"),
+                           Param("access_token", "query", {"type": "string"},
+                                 "the bearer token, only if FLEET_AUTH_SSE_QUERY_TOKEN=true")),
+          answers={200: "event stream", 400: "bad parameter"}, content="text/event-stream", scope="alerts:read"),
+    Route("GET", "/alerts/rules", "the rules version in force, its digest, rule ids by kind, the last rejected "
+          "reload's error", scope="alerts:read"),
+    Route("GET", "/alerts/{alert_id}", "one alert's latest revision; 404 if unknown or resolved longer ago than "
+          "`FLEET_ALERT_KEEP_RESOLVED_H`", (ALERT_ID,), answers=NOT_FOUND, scope="alerts:read"),
+    Route("POST", "/alerts/{alert_id}/ack", "acknowledge: body `{\"note\": \"...\"}` (optional, at most 2,000 "
+          "characters, plain text); the user is the token's `sub`; the new revision; 404 if not active, 409 if "
+          "already acknowledged, 503 (nothing changed) if its record could not be published", (ALERT_ID,),
+          ACTION_BODY, answers=ACTED, scope="alerts:ack"),
+    Route("POST", "/alerts/{alert_id}/resolve", "resolve (open or acknowledged), as ack", (ALERT_ID,), ACTION_BODY,
+          answers=ACTED, scope="alerts:ack"),
+    Route("GET", "/sites", "the configured charging sites", scope="charging:read"),
+    Route("GET", "/sites/{site_id}/schedule", "the newest plan of the site (routed to the worker that owns it)",
+          (SITE_ID,), answers=NOT_FOUND, scope="charging:read"),
+    Route("GET", "/sites/{site_id}/plan-metrics", "peak kW, energy, cost, share met, solve time, vehicles and "
+          "unmet vehicles", (SITE_ID,), answers=NOT_FOUND, scope="charging:read"),
+    Route("GET", "/audit", "records of `fleet.audit` (oldest first): who did what to which target, when, from "
+          "where, with what outcome", AUDIT_QUERY, answers=BAD, scope="admin"),
 )
+
+
+#: (method, path) -> scope, for the guard.
+SCOPE_OF: dict[tuple[str, str], str] = {(r.method, r.path): r.scope for r in ROUTES}
 
 
 def openapi() -> dict[str, Any]:
@@ -141,7 +176,29 @@ def openapi() -> dict[str, Any]:
         }
         if r.body is not None:
             op["requestBody"] = {"required": False, "content": {"application/json": {"schema": r.body}}}
+        op["x-scope"] = r.scope
+        if r.scope == "public":
+            op["security"] = []
+        else:
+            op["security"] = [{"bearer": []}]
+            op["responses"]["401"] = {"description": "no valid bearer token", "content": {"application/json": {}}}
+            op["responses"]["403"] = {"description": f"the token lacks scope {r.scope}",
+                                      "content": {"application/json": {}}}
         paths.setdefault(r.path, {})[r.method.lower()] = op
     _, components = msgspec.json.schema_components(_BODIES, ref_template=_REF)
     return {"openapi": "3.0.3", "info": {"title": "Fleet Assurance worker API", "version": API_VERSION},
-            "paths": paths, "components": {"schemas": components}}
+            "paths": paths, "components": {"schemas": components, "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}}
+
+
+def markdown_table() -> str:
+    """The README's API table (``python -m streams.api_spec`` prints it; a test keeps the README equal)."""
+    rows = ["| request | scope | answer |", "|---|---|---|"]
+    for r in ROUTES:
+        query = "&".join(f"{p.name}=" for p in r.params if p.where == "query")
+        rows.append(f"| `{r.method} {r.path}{'?' + query if query else ''}` | `{r.scope}` | {r.summary} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import faust
 from faust.types import TP
 
 from streams.alerting import register_alerting
+from streams.audit import AuditLog
+from streams.auth import TokenVerifier
 from streams.charging import register_charging
 from streams.dead_letter import DeadLetters
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
@@ -19,6 +22,7 @@ from streams.risk_scoring import RiskScorer
 from streams.settings import Settings
 from streams.vehicle_registry import load_registry
 from streams.weather_feed import register_weather
+from twins.errors import ConfigurationError
 
 
 class FleetApp(faust.App):
@@ -47,6 +51,8 @@ class FleetApp(faust.App):
     weather_day_version: Any
     alerts: Any
     alert_feed: Any
+    verifier: TokenVerifier | None
+    audit: AuditLog
 
 
 def _credentials(settings: Settings) -> Any:
@@ -59,15 +65,29 @@ def _credentials(settings: Settings) -> Any:
     )
 
 
+def _web_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The API's TLS context (FLEET_WEB_TLS_CERT_FILE / _KEY_FILE), or None for plain HTTP."""
+    if settings.web_tls_cert_file is None or settings.web_tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.web_tls_cert_file, settings.web_tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"FLEET_WEB_TLS_CERT_FILE / _KEY_FILE cannot be loaded: {exc}") from None
+    return context
+
+
 def create_app(settings: Settings) -> FleetApp:
     """Build the worker app from settings (nothing is started)."""
     if not settings.bootstrap_servers:
-        from twins.errors import ConfigurationError
-
         raise ConfigurationError(
             "FLEET_KAFKA_BOOTSTRAP is not set; start the worker through `fleet run` (embedded broker) "
             "or point it at a Kafka cluster"
         )
+    verifier = None if settings.auth_mode == "off" else TokenVerifier(
+        settings.auth_hs256_secret.get_secret_value() if settings.auth_hs256_secret else None,
+        settings.auth_public_key_file, settings.auth_jwks_file, settings.auth_issuer, settings.auth_audience,
+        settings.auth_leeway_s)
     app = FleetApp(
         settings.app_id,
         broker=[f"kafka://{s}" for s in settings.bootstrap_servers],
@@ -75,8 +95,10 @@ def create_app(settings: Settings) -> FleetApp:
         store=settings.store,
         datadir=str(settings.data_dir),
         web_host=settings.web_host,
+        web_bind=settings.web_host,
         web_port=settings.web_port,
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        web_ssl_context=_web_tls(settings),
+        canonical_url=f"{'https' if settings.web_tls_cert_file else 'http'}://{settings.web_host}:{settings.web_port}",
         web_in_thread=False,
         web_application_options={"handler_args": {"keepalive_timeout": settings.web_idle_timeout_s}},
         topic_partitions=settings.partitions,
@@ -97,6 +119,9 @@ def create_app(settings: Settings) -> FleetApp:
         logging_config=None,
     )
     app.fleet_settings = settings
+    app.verifier = verifier
+    app.audit = AuditLog(app.topic(settings.topic_audit, key_type=bytes, value_type=bytes, key_serializer="raw",
+                                   value_serializer="raw", partitions=1), str(app.conf.canonical_url))
     app.twins = app.Table(
         "twins",
         default=None,

@@ -25,6 +25,7 @@ from models.charging import GridSignals, Planner, PlannerState
 from models.charging.enrich import complete_request
 from models.charging.messages import ChargingMessage, apply, decode_message, decode_object, encode, message_site
 from streams import metrics
+from streams.auth import peer_headers
 from streams.charging_sites import SiteConfig, load_sites
 from streams.dead_letter import DeadLetters, Rejection
 from streams.settings import Settings
@@ -56,7 +57,7 @@ async def twin_snapshot(app: Any, vin: str) -> dict[str, Any] | None:
         return None if twin is None else twin_view(twin, int(time.time() * 1000), settings.stale_after_ms)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            async with session.get(f"{owner}/twins/{vin}") as resp:
+            async with session.get(f"{owner}/twins/{vin}", headers=peer_headers(app)) as resp:
                 return await resp.json() if resp.status == 200 else None
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         log.warning("twin of %s not available from %s (%s); the request must carry its own SoC", vin, owner, exc)

@@ -107,6 +107,39 @@ def _cmd_maintenance_import(args: argparse.Namespace) -> None:
     print(f"published {len(encoded)} maintenance records to {settings.topic_maintenance}")
 
 
+def parse_ttl(text: str) -> float:
+    """``30m``, ``8h``, ``7d`` or seconds as seconds (ValueError naming the value)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    if not (number.isascii() and number.isdigit()):
+        raise ValueError(f"--ttl {text!r} must look like 30m, 8h or 7d")
+    return int(number) * units[unit]
+
+
+def _cmd_token(args: argparse.Namespace) -> None:
+    from streams.auth import mint
+    from streams.settings import load_settings
+
+    settings = load_settings()
+    if settings.auth_hs256_secret is None:
+        raise FleetAssuranceError("FLEET_AUTH_HS256_SECRET is not set: `fleet token` mints HS256 tokens only "
+                                  "(with an identity provider, get tokens from it)")
+    try:
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        token = mint(settings.auth_hs256_secret.get_secret_value(), check_sub(args.sub), scopes, parse_ttl(args.ttl),
+                     settings.auth_issuer, settings.auth_audience)
+    except ValueError as exc:
+        raise FleetAssuranceError(str(exc)) from None
+    print(token)
+
+
+def check_sub(sub: str) -> str:
+    """A user name for a token: 1 to 128 printable characters."""
+    if not (0 < len(sub) <= 128 and sub.isprintable()):
+        raise ValueError(f"--sub {sub[:40]!r} must be 1 to 128 printable characters")
+    return sub
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from streams.run import run_stack
 
@@ -153,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     mi = sub.add_parser("maintenance-import", help="publish a repair log (CSV or JSON Lines) to fleet.maintenance")
     mi.add_argument("file")
     mi.set_defaults(func=_cmd_maintenance_import)
+
+    tok = sub.add_parser("token", help="mint an API token (HS256, FLEET_AUTH_HS256_SECRET)")
+    tok.add_argument("--sub", required=True, help="the user, e.g. ops.jane (recorded on acks and in the audit trail)")
+    tok.add_argument("--scopes", required=True, help="comma-separated, e.g. alerts:read,alerts:ack (README: Security)")
+    tok.add_argument("--ttl", default="8h", help="lifetime: 30m, 8h, 7d (default 8h)")
+    tok.set_defaults(func=_cmd_token)
 
     topics = sub.add_parser("topics", help="create the topics on FLEET_KAFKA_BOOTSTRAP")
     topics.set_defaults(func=_cmd_topics)

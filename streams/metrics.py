@@ -70,3 +70,7 @@ ALERT_LATENCY_SECONDS = Histogram(
     "fleet_alert_event_latency_seconds", "Event time of the triggering reading to publication of the alert (signal and "
     "DTC rules).", buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
 SSE_CLIENTS = Gauge("fleet_alert_stream_clients", "Clients connected to GET /alerts/stream.", registry=REGISTRY)
+AUDIT_RECORDS = Counter("fleet_audit_records_total", "Audit records written, by action and outcome.",
+                        ["action", "outcome"], registry=REGISTRY)
+AUTH_DENIED = Counter("fleet_api_denied_total", "API requests refused: 401 (no or bad token) or 403 (scope).",
+                      ["status"], registry=REGISTRY)

@@ -82,7 +82,14 @@ class RiskScorer:
         """:meth:`maybe_reload` with the loading and compiling in a thread: the event loop (heartbeats, ingest,
         HTTP) keeps running through a first compile (~25 s with an empty numba cache)."""
         found = self._newer()
-        return found is not None and self._adopt(found, await asyncio.to_thread(self._load, found[0]))
+        if found is None:
+            return False
+        adopted = self._adopt(found, await asyncio.to_thread(self._load, found[0]))
+        audit = getattr(self.app, "audit", None)
+        if audit is not None:
+            await audit.record("system", "model_switch", found[0].name, "FLEET_RISK_MODEL_DIR",
+                               "ok" if adopted else "rejected", self.last_error or "")
+        return adopted
 
     def _newer(self) -> tuple[Path, float] | None:
         """The newest artifact's (path, mtime) if it is not the one loaded last."""
@@ -118,7 +125,7 @@ class RiskScorer:
         self._encoder = RiskEncoder(models)
         self._next_due.clear()
         self.app.ingest.changed.update(self.app.ingest.local_vins())  # rescore everyone with the new version
-        metrics.RISK_MODEL_INFO.info({"version": models.version, "path": str(path)})
+        metrics.RISK_MODEL_INFO.info({"version": models.version, "artifact": path.name})  # no file-system paths
         log.info("risk model %s loaded from %s", models.version, path)
         return True
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+from streams.auth import SCOPES, mint
 from streams.broker import EmbeddedBroker
 from streams.settings import load_settings
 from streams.topology import ensure_topics
@@ -56,6 +59,18 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     raise FleetAssuranceError(f"worker on port {port} not ready after {timeout}s; see {log}")
 
 
+def _development_token(settings: Any, env: dict[str, str]) -> str | None:
+    """A 12-hour token with every scope for this run (a fresh HS256 secret when none is configured)."""
+    if settings.auth_mode == "off":
+        return None
+    if settings.auth_hs256_secret is None:
+        if settings.auth_public_key_file or settings.auth_jwks_file:
+            return None  # tokens come from the identity provider
+        env["FLEET_AUTH_HS256_SECRET"] = secrets.token_urlsafe(48)
+    return mint(env.get("FLEET_AUTH_HS256_SECRET") or settings.auth_hs256_secret.get_secret_value(), "dev",
+                SCOPES, 12 * 3600, settings.auth_issuer, settings.auth_audience)
+
+
 def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: int = 1) -> None:
     """Broker (unless configured) + topics + workers + simulated fleet; blocks until Ctrl-C."""
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -79,6 +94,7 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
             env |= {"FLEET_VERIFY_END_OFFSETS": "true", "FLEET_SESSION_TIMEOUT_S": "3",
                     "FLEET_REBALANCE_TIMEOUT_S": "3", "FLEET_HEARTBEAT_INTERVAL_S": "0.5"}
         env["FLEET_KAFKA_BOOTSTRAP"] = bootstrap
+        token = _development_token(settings, env)
         if not settings.charging_sites and DEMO_SITES.exists():
             env["FLEET_CHARGING_SITES"] = str(DEMO_SITES)
         if not settings.risk_model_dir and DEMO_RISK_MODELS.exists():
@@ -113,6 +129,8 @@ def run_stack(vehicles: int, rate_hz: float, seed: int, web_port: int, workers: 
             f"  charging     {api}/sites  {api}/sites/<site>/schedule  {api}/sites/<site>/plan-metrics\n"
             f"               topics {settings.topic_charging_requests}, {settings.topic_grid} -> "
             f"{settings.topic_charging_schedules}\n"
+            f"  token        {token or '(FLEET_AUTH_MODE=off: the API is open)'}\n"
+            f"               curl -H 'Authorization: Bearer {token or '...'}' {api}/fleet/summary\n"
             f"  metrics      {api}/metrics\n"
             f"  health       {api}/healthz  {api}/readyz\n"
             f"  logs         {RUN_DIR}/\n"

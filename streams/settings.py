@@ -97,6 +97,28 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_tls_cert_file: Path | None = Field(None, description="PEM certificate: serve the API over HTTPS.")
+    web_tls_key_file: Path | None = Field(None, description="PEM private key of FLEET_WEB_TLS_CERT_FILE.")
+
+    # --- API identity and access ---
+    auth_mode: Literal["jwt", "off"] = Field(
+        "jwt", description="jwt: every route but /healthz and /readyz needs a bearer token; off: development only.")
+    auth_hs256_secret: SecretStr | None = Field(
+        None, description="Shared secret of HS256 tokens (small set-ups; `fleet token` mints them).")
+    auth_public_key_file: Path | None = Field(None, description="PEM public key (RS256 or ES256) of the token issuer.")
+    auth_jwks_file: Path | None = Field(None, description="JWKS file of the identity provider (keys chosen by kid).")
+    auth_issuer: str | None = Field(None, description="Required `iss` claim, when set.")
+    auth_audience: str | None = Field(None, description="Required `aud` claim, when set.")
+    auth_leeway_s: float = Field(30.0, ge=0, le=600, description="Clock skew allowed on exp and nbf.")
+    auth_sse_query_token: bool = Field(
+        False, description="Accept ?access_token= on GET /alerts/stream (browsers' EventSource sends no headers).")
+    auth_service_token: SecretStr | None = Field(
+        None, description="Token this worker sends to its peers (scatter-gather, forwarding) when it cannot mint "
+                          "one itself (no HS256 secret).")
+    metrics_access: Literal["open", "token", "port"] = Field(
+        "open", description="/metrics: open, token (scope metrics:read), or port (served only on FLEET_METRICS_PORT).")
+    metrics_port: int = Field(9464, ge=1, le=65535, description="Port of /metrics when FLEET_METRICS_ACCESS=port.")
+    topic_audit: str = "fleet.audit"
     web_idle_timeout_s: float = Field(
         15.0, gt=0, le=3600,
         description="A connection without a complete request for this long (slow headers, idle keep-alive) "
@@ -154,6 +176,14 @@ class Settings(BaseSettings):
                 f"FLEET_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
                 "FLEET_KAFKA_SASL_MECHANISM, FLEET_KAFKA_SASL_USERNAME and FLEET_KAFKA_SASL_PASSWORD"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _auth_has_keys(self) -> "Settings":
+        if self.auth_hs256_secret is not None and len(self.auth_hs256_secret.get_secret_value()) < 32:
+            raise ValueError("FLEET_AUTH_HS256_SECRET must be at least 32 characters")
+        if (self.web_tls_cert_file is None) != (self.web_tls_key_file is None):
+            raise ValueError("FLEET_WEB_TLS_CERT_FILE and FLEET_WEB_TLS_KEY_FILE go together")
         return self
 
     @property

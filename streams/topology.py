@@ -48,6 +48,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.changelog_topic("charging_state"), p, compact, purpose="planner state per site (Faust)"),
         TopicSpec(settings.changelog_topic("charging_plans"), p, compact, purpose="latest plan per site (Faust)"),
         TopicSpec(settings.topic_alerts, p, purpose="alert state changes out, key = VIN (co-partitioned with telemetry)"),
+        TopicSpec(settings.topic_audit, 1, purpose="audit trail (append-only): acks, resolves, reloads, refusals"),
         TopicSpec(f"{settings.app_id}-__assignor-__leader", 1, purpose="Faust leader election"),
     ]
 

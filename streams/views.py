@@ -8,14 +8,18 @@ variant and merge, so any worker answers for the whole fleet.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import aiohttp
+import msgspec
 from faust import web
 
 from streams import http_input, metrics
-from streams.api_spec import MAX_LIMIT, openapi
+from streams.api_spec import MAX_LIMIT, PAGE_MAX, SCOPE_OF, openapi
+from streams.audit import read_audit
+from streams.auth import AuthError, guard, peer_headers
 from streams.http_input import query_int
 from streams.ingest import partition_of
 from twins.reading import is_vin
@@ -25,6 +29,11 @@ from twins.risk import risk_view
 from twins.view import FleetSummary, twin_brief, twin_view
 from twins.weather import context
 
+
+
+log = logging.getLogger(__name__)
+#: Refused requests written to the audit trail per second at most (all are counted in fleet_api_denied_total).
+DENIALS_AUDITED_PER_S = 20
 
 
 def _now_ms() -> int:
@@ -52,16 +61,17 @@ def _peer_urls(app: Any) -> list[str]:
     return sorted(h for h in hosts if h != me)
 
 
-async def _gather(app: Any, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    """GET ``path?local=1`` on every other worker; a worker that fails is reported, not hidden."""
+async def _gather(app: Any, request: web.Request, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """GET ``path?local=1`` on every other worker (with the caller's token); a worker that fails is reported."""
     urls = _peer_urls(app)
     if not urls:
         return []
     timeout = aiohttp.ClientTimeout(total=5)
+    headers = peer_headers(app, request)
 
     async def one(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
         try:
-            async with session.get(f"{base}{path}", params={**params, "local": "1"}) as resp:
+            async with session.get(f"{base}{path}", params={**params, "local": "1"}, headers=headers) as resp:
                 resp.raise_for_status()
                 return {"worker": base, "body": await resp.json()}
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -87,6 +97,22 @@ def register_views(app: Any) -> None:
     settings = app.fleet_settings
     stale_ms = settings.stale_after_ms
     http_input.install(app.web.web_app)
+    denials = [0, 0]  # [second, refusals in it]
+    for status in ("401", "403"):
+        metrics.AUTH_DENIED.labels(status)
+
+    async def on_denied(request: web.Request, exc: AuthError) -> None:
+        metrics.AUTH_DENIED.labels(str(exc.status)).inc()
+        second = int(time.monotonic())
+        denials[:] = [second, denials[1] + 1 if denials[0] == second else 1]
+        if denials[1] <= DENIALS_AUDITED_PER_S:  # a flood is counted, not written record by record
+            await app.audit.record(exc.sub or "anonymous", "authorization", f"{request.method} {request.path}",
+                                   request.remote or "", "denied", str(exc))
+
+    query_token = {"/alerts/stream"} if settings.auth_sse_query_token else set()
+    app.web.web_app.middlewares.append(guard(SCOPE_OF, app.verifier, settings.metrics_access, query_token, on_denied))
+    if app.verifier is None:
+        log.warning("FLEET_AUTH_MODE=off: the API answers anyone, with every scope. For development only.")
 
     @app.page("/healthz")
     class Health(web.View):
@@ -103,7 +129,18 @@ def register_views(app: Any) -> None:
                 "assigned_partitions": len(app.assignor.assigned_actives()),
             }
             ready = not checks["rebalancing"] and checks["recovery_done"] and checks["assigned_partitions"] > 0
-            return self.json({"ready": ready, **checks}, status=200 if ready else 503)
+            warning = {"warning": "FLEET_AUTH_MODE=off: the API is open to anyone"} if app.verifier is None else {}
+            return self.json({"ready": ready, **checks, **warning}, status=200 if ready else 503)
+
+    @app.page("/audit")
+    class Audit(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            since = query_int(request.query, "since", 0, 0, 2**53)
+            limit = query_int(request.query, "limit", 100, 1, PAGE_MAX)
+            sub = request.query.get("sub")
+            records = await read_audit(settings.bootstrap_servers, settings.topic_audit, since, sub, limit)
+            return self.bytes(msgspec.json.encode({"count": len(records), "records": records}),
+                              content_type="application/json")
 
     @app.page("/openapi.json")
     class OpenApi(web.View):
@@ -168,7 +205,7 @@ def register_views(app: Any) -> None:
             errors: list[dict[str, str]] = []
             if not request.query.get("local"):
                 params = {"top": str(top)} | ({"component": component} if component else {})
-                for peer in await _gather(app, "/fleet/risk", params):
+                for peer in await _gather(app, request, "/fleet/risk", params):
                     if "error" in peer:
                         errors.append(peer)
                     else:
@@ -204,7 +241,7 @@ def register_views(app: Any) -> None:
             errors: list[dict[str, str]] = []
             if not request.query.get("local"):
                 params = {"limit": str(limit)} | ({"stale": str(stale).lower()} if stale is not None else {})
-                for peer in await _gather(app, "/twins", params):
+                for peer in await _gather(app, request, "/twins", params):
                     if "error" in peer:
                         errors.append(peer)
                     else:
@@ -225,7 +262,7 @@ def register_views(app: Any) -> None:
             errors: list[dict[str, str]] = []
             workers = 1
             if not request.query.get("local"):
-                for peer in await _gather(app, "/fleet/summary", {}):
+                for peer in await _gather(app, request, "/fleet/summary", {}):
                     if "error" in peer:
                         errors.append(peer)
                     else:

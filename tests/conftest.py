@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from streams.auth import SCOPES, mint
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.topology import ensure_topics
@@ -34,10 +35,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield b
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, Any]:
-    """GET a JSON (or text) URL; returns (status, body)."""
+#: The HS256 secret of every test worker, and a token with every scope (tests that check access mint others).
+TEST_SECRET = "fleet-assurance-test-secret-0123456789abcdef"
+ADMIN_TOKEN = mint(TEST_SECRET, "test.admin", SCOPES, 24 * 3600)
+
+
+def http_get(url: str, timeout: float = 5.0, token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
+    """GET a JSON (or text) URL with a bearer token (None: without); returns (status, body)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as err:
@@ -78,6 +85,7 @@ class Stack:
         return dict(
             os.environ,
             FLEET_KAFKA_BOOTSTRAP=self.broker.bootstrap,
+            FLEET_AUTH_HS256_SECRET=TEST_SECRET,
             FLEET_APP_ID=s.app_id,
             FLEET_TOPIC_TELEMETRY=s.topic_telemetry,
             FLEET_TOPIC_TELEMETRY_DLQ=s.topic_telemetry_dlq,
@@ -90,6 +98,7 @@ class Stack:
             FLEET_TOPIC_CHARGING_SCHEDULES=s.topic_charging_schedules,
             FLEET_TOPIC_CHARGING_DLQ=s.topic_charging_dlq,
             FLEET_TOPIC_ALERTS=s.topic_alerts,
+            FLEET_TOPIC_AUDIT=s.topic_audit,
             **({"FLEET_ALERT_RULES": str(s.alert_rules)} if s.alert_rules else {}),
             FLEET_ALERT_RULES_RELOAD_S=str(s.alert_rules_reload_s),
             FLEET_ALERT_SWEEP_S=str(s.alert_sweep_s),
@@ -180,6 +189,7 @@ def new_stack(broker: EmbeddedBroker, tmp_path: Path) -> Stack:
         topic_charging_schedules=f"schedules-{tag}",
         topic_charging_dlq=f"charging-{tag}.dlq",
         topic_alerts=f"alerts-{tag}",
+        topic_audit=f"audit-{tag}",
         partitions=4,
         commit_interval_s=0.5,
         twin_flush_interval_s=0.1,

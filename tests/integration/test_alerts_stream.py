@@ -22,7 +22,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from models.risk.artifact import save_model_set
 from models.risk.features import FEATURE_NAMES
 from models.risk.model import ComponentRiskModel
-from tests.conftest import Stack, http_get, wait_until
+from streams.auth import mint
+from tests.conftest import ADMIN_TOKEN, TEST_SECRET, Stack, http_get, wait_until
 from twins.alerts.engine import observe_readings
 from twins.alerts.rules import parse_rules
 from twins.alerts.state import AlertBook
@@ -119,9 +120,9 @@ def topic_records(stack: Stack) -> list[dict[str, Any]]:
     return out
 
 
-def post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+def post(url: str, body: dict[str, Any], token: str = ADMIN_TOKEN) -> tuple[int, Any]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -140,7 +141,7 @@ class SseClient(threading.Thread):
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        conn.request("GET", f"/alerts/stream{self.query}")
+        conn.request("GET", f"/alerts/stream{self.query}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         resp = conn.getresponse()
         assert resp.status == 200 and resp.getheader("Content-Type", "").startswith("text/event-stream")
         self.connected.set()
@@ -217,11 +218,14 @@ def test_risk_hysteresis_ack_and_sse(alert_stack: Stack, tmp_path: Path):
     for soh in (75.0, 65.0, 75.0):
         scored(soh)
     assert len(battery_records()) == 1
-    # acknowledge through the API, with the user's identity
-    status, body = post(stack.url(port, f"/alerts/{opened['alert_id']}/ack"), {"by": "ops.jane", "note": "booked"})
+    # acknowledge through the API: the user is the token's subject, never a name in the body
+    jane = mint(TEST_SECRET, "ops.jane", ["alerts:read", "alerts:ack"], 600)
+    ack_url = stack.url(port, f"/alerts/{opened['alert_id']}/ack")
+    assert post(ack_url, {"by": "ops.boss", "note": "booked"}, jane)[0] == 400  # a claimed user is refused
+    assert post(ack_url, {"note": "booked"}, mint(TEST_SECRET, "ops.joe", ["alerts:read"], 600))[0] == 403
+    status, body = post(ack_url, {"note": "booked"}, jane)
     assert status == 200 and (body["status"], body["by"], body["revision"]) == ("acknowledged", "ops.jane", 2)
-    assert post(stack.url(port, f"/alerts/{opened['alert_id']}/ack"), {"by": "ops.joe"})[0] == 409
-    assert post(stack.url(port, f"/alerts/{opened['alert_id']}/ack"), {})[0] == 400
+    assert post(ack_url, {}, mint(TEST_SECRET, "ops.joe", ["alerts:ack"], 600))[0] == 409
     detail = wait_until(lambda: (b := http_get(stack.url(port, f"/alerts/{opened['alert_id']}"))[1])
                         .get("status") == "acknowledged" and b, 10, what="ack in GET /alerts/{id}")
     assert detail["note"] == "booked"
@@ -332,7 +336,8 @@ def test_invalid_rules_are_rejected_and_the_running_rules_stay(alert_stack: Stac
 def test_worker_refuses_to_start_with_an_invalid_rules_file(tmp_path: Path):
     bad = tmp_path / "rules.toml"
     bad.write_text(RULES.replace('severity = "major"\n\n[[dtc]]', 'severity = "apocalyptic"\n\n[[dtc]]'))
-    env = dict(os.environ, FLEET_KAFKA_BOOTSTRAP="127.0.0.1:1", FLEET_ALERT_RULES=str(bad))
+    env = dict(os.environ, FLEET_KAFKA_BOOTSTRAP="127.0.0.1:1", FLEET_ALERT_RULES=str(bad),
+               FLEET_AUTH_HS256_SECRET=TEST_SECRET)
     proc = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], env=env, capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode != 0

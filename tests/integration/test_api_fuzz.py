@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
 from streams.api_spec import openapi
-from tests.conftest import Stack, http_get, new_stack
+from tests.conftest import ADMIN_TOKEN, Stack, http_get, new_stack
 
 pytestmark = pytest.mark.integration
 
 VIN = "1G1FZ6S09L4100001"
+AUTH = f"Authorization: Bearer {ADMIN_TOKEN}\r\n".encode()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.N
 @settings(max_examples=30, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_no_request_gets_a_server_error(case: Any, worker: tuple[Stack, str]) -> None:
-    response = case.call(base_url=worker[1], timeout=10)
+    response = case.call(base_url=worker[1], timeout=10, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code < 500, (case.method, case.formatted_path, case.query, case.body,
                                         response.status_code, response.text[:300])
 
@@ -70,7 +71,8 @@ def test_every_route_of_the_worker_is_declared(worker: tuple[Stack, str]) -> Non
             "{site_id}", "nowhere").replace("{cell}", "dhwf")
         if path == "/alerts/stream":
             continue
-        req = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
+        req = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None,
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 status, text = resp.status, resp.read()
@@ -105,13 +107,13 @@ def test_hostile_requests_named_in_the_issue_get_4xx(worker: tuple[Stack, str]) 
     assert http_get(f"{base}/twins/{VIN}%0A")[0] == 400
     nested = b'{"by": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     for body in (nested, b"\xff\xfe", b"[]", b'{"by": "x", "note": "' + b"n" * 3000 + b'"}', b"{" * 50_000):
-        answer = raw_request(base, b"POST /alerts/" + VIN.encode() + b":r:1/ack HTTP/1.1\r\nHost: x\r\n"
+        answer = raw_request(base, b"POST /alerts/" + VIN.encode() + b":r:1/ack HTTP/1.1\r\nHost: x\r\n" + AUTH +
                              b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() +
                              b"\r\nConnection: close\r\n\r\n" + body)
         status = int(answer.split(b" ", 2)[1])
         assert 400 <= status < 500, (body[:30], answer[:200])
     big = b"x" * (2 << 20)
-    answer = raw_request(base, b"POST /alerts/" + VIN.encode() + b":r:1/ack HTTP/1.1\r\nHost: x\r\n"
+    answer = raw_request(base, b"POST /alerts/" + VIN.encode() + b":r:1/ack HTTP/1.1\r\nHost: x\r\n" + AUTH +
                          b"Content-Length: " + str(len(big)).encode() + b"\r\nConnection: close\r\n\r\n" + big)
     assert int(answer.split(b" ", 2)[1]) == 413
     assert http_get(base + "/healthz")[0] == 200
