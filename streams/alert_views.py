@@ -116,14 +116,20 @@ def register_alert_views(app: Any) -> None:
                     for a in sorted(feed.latest.values(), key=lambda a: a.updated_ms):
                         if a.status != "resolved" and matches(a, filters):
                             await resp.write(_event(a))
+                quiet_s = 0.0
                 while True:
-                    try:
-                        alert = await asyncio.wait_for(queue.get(), heartbeat_s)
+                    try:  # wake every second: a client that hung up is noticed (and uncounted) within 1 s
+                        alert = await asyncio.wait_for(queue.get(), min(1.0, heartbeat_s))
                     except asyncio.TimeoutError:
-                        if queue not in feed.subscribers:  # dropped for being too slow
+                        if queue not in feed.subscribers or request.transport is None:  # too slow, or gone
                             break
-                        await resp.write(b": keep-alive\n\n")
+                        quiet_s += min(1.0, heartbeat_s)
+                        if quiet_s >= heartbeat_s:
+                            quiet_s = 0.0
+                            await resp.write(b": keep-alive\n\n")
                         continue
+                    if alert is None:  # the worker is stopping (AlertFeed.close_subscribers)
+                        break
                     if matches(alert, filters):
                         await resp.write(_event(alert))
             except (ConnectionResetError, asyncio.CancelledError):

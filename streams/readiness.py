@@ -1,0 +1,96 @@
+"""What ``/readyz`` and single-VIN routing consult: is this worker fit to answer right now?
+
+A worker is ready when the broker answers, its partitions are not moving (no rebalance,
+no changelog recovery in progress) and it owns at least one partition. Each failing
+condition is reported as a sentence, so ``/readyz`` says *why* it is 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from streams import metrics
+
+log = logging.getLogger(__name__)
+
+
+class Readiness:
+    """Tracks broker reachability (a metadata probe) and partition movement (Faust's rebalance signals)."""
+
+    def __init__(self, app: Any, probe_interval_s: float = 1.0, probe_timeout_s: float = 2.0,
+                 unreachable_after_s: float = 3.0) -> None:
+        self.app = app
+        self.probe_interval_s = probe_interval_s
+        self.probe_timeout_s = probe_timeout_s
+        self.unreachable_after_s = unreachable_after_s
+        #: partitions revoked and not yet recovered (set on revoke, cleared when Faust reports the rebalance done)
+        self.moving = True
+        self.broker_ok_at: float | None = None
+        self.broker_error: str | None = "not probed yet"
+
+    def on_revoked(self) -> None:
+        self.moving = True
+
+    def on_rebalance_complete(self) -> None:
+        self.moving = False
+
+    @property
+    def broker_reachable(self) -> bool:
+        ok = self.broker_ok_at
+        return ok is not None and time.monotonic() - ok <= self.unreachable_after_s
+
+    def partitions_moving(self) -> str | None:
+        """Why this worker's partitions cannot be served right now, or None."""
+        if self.app.rebalancing:
+            return "rebalancing: the worker group is reassigning partitions"
+        if self.moving or self.app.in_recovery:
+            return "recovering: partitions are being restored from their changelogs"
+        return None
+
+    def reasons(self) -> list[str]:
+        """Every reason this worker is not ready (empty: ready)."""
+        out: list[str] = []
+        if not self.broker_reachable:
+            since = "" if self.broker_ok_at is None else f" for {time.monotonic() - self.broker_ok_at:.0f} s"
+            out.append(f"broker unreachable{since}: {self.broker_error or 'no answer to a metadata request'}")
+        moving = self.partitions_moving()
+        if moving:
+            out.append(moving)
+        elif not self.app.assignor.assigned_actives():
+            out.append("no partitions assigned to this worker")
+        metrics.READY.set(0 if out else 1)
+        return out
+
+    async def run_probe(self) -> None:
+        """Ask the broker for cluster metadata every ``probe_interval_s`` (an app task)."""
+        from aiokafka.client import AIOKafkaClient
+
+        from streams.topology import client_security
+
+        settings = self.app.fleet_settings
+        timeout_ms = int(self.probe_timeout_s * 1000)
+        client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, client_id="fleet-readiness-probe",
+                                request_timeout_ms=timeout_ms, **client_security(settings))
+        bootstrapped = False
+        try:
+            while True:
+                try:
+                    if not bootstrapped:
+                        await asyncio.wait_for(client.bootstrap(), self.probe_timeout_s * 2)
+                        bootstrapped = True
+                    await asyncio.wait_for(client.fetch_all_metadata(), self.probe_timeout_s * 2)
+                except Exception as exc:  # any failure means "not reachable now"; the next probe retries
+                    if self.broker_error is None:
+                        log.warning("readiness: the broker stopped answering (%s: %s)", type(exc).__name__, exc)
+                    self.broker_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                else:
+                    if self.broker_error is not None and self.broker_ok_at is not None:
+                        log.info("readiness: the broker answers again")
+                    self.broker_ok_at = time.monotonic()
+                    self.broker_error = None
+                await asyncio.sleep(self.probe_interval_s)
+        finally:
+            await client.close()
