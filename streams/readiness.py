@@ -85,7 +85,8 @@ class Readiness:
                 except Exception as exc:  # any failure means "not reachable now"; the next probe retries
                     if self.broker_error is None:
                         log.warning("readiness: the broker stopped answering (%s: %s)", type(exc).__name__, exc)
-                    self.broker_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    name, text = type(exc).__name__, str(exc)
+                    self.broker_error = text if text.startswith(name) else f"{name}: {text}" if text else name
                 else:
                     if self.broker_error is not None and self.broker_ok_at is not None:
                         log.info("readiness: the broker answers again")

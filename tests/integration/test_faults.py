@@ -274,3 +274,91 @@ def test_fleet_run_restarts_a_killed_worker_and_loses_nothing(stack: Stack, tmp_
     wait_until(lambda: not any(alive(k) for k in kids), 5, what="no orphaned child processes")
     sse.join(5)
     assert not sse.is_alive(), "the SSE stream was not ended by the stop"
+
+
+@pytest.fixture
+def own_broker_stack(stack: Stack, tmp_path: Path) -> Any:
+    """The test's topics on a broker of its own (it gets paused; the session broker must not be)."""
+    from streams.broker import EmbeddedBroker
+    from streams.topology import ensure_topics
+
+    with EmbeddedBroker(log_path=tmp_path / "paused-broker.log") as b:
+        rules = tmp_path / "rules.toml"
+        rules.write_text(RULES)
+        settings = stack.settings.model_copy(update={
+            "kafka_bootstrap": b.bootstrap, "alert_rules": rules, "alert_rules_reload_s": 0.5, "alert_sweep_s": 1.0})
+        ensure_topics(settings, b.bootstrap)
+        own = Stack(broker=b, settings=settings, tmp=tmp_path)
+        try:
+            yield own
+        finally:
+            if b.proc is not None and b.proc.poll() is None:
+                os.kill(b.proc.pid, signal.SIGCONT)
+            own.stop()
+
+
+PAUSE_S = 12.0  # four session timeouts; README: a 30 s pause behaves the same
+
+
+def test_paused_broker_makes_the_worker_not_ready_then_it_recovers_without_restart(own_broker_stack: Stack):
+    stack = own_broker_stack
+    port = stack.start_worker()
+    worker = stack.workers[port]
+    unique, sent = fleet_messages(vehicles=16, per_vehicle=60, seed=9)
+    third = len(sent) // 3
+    Producer(stack, sent[:third], rate=1e9).run()
+    producer = Producer(stack, sent[third:], rate=80)
+    producer.start()
+    time.sleep(1.0)
+    assert stack.broker.proc is not None
+    os.kill(stack.broker.proc.pid, signal.SIGSTOP)
+    paused = time.monotonic()
+    try:
+        body = wait_until(lambda: (r := http_get(stack.url(port, "/readyz"), timeout=5))[0] == 503 and r[1], 8,
+                          what="/readyz 503 while the broker is paused")
+        assert any(r.startswith("broker unreachable") for r in body["reasons"]), body
+        assert body["broker_reachable"] is False
+        assert 'fleet_worker_ready 0.0' in http_get(stack.url(port, "/metrics"))[1]
+        time.sleep(max(0.0, PAUSE_S - (time.monotonic() - paused)))
+    finally:
+        os.kill(stack.broker.proc.pid, signal.SIGCONT)
+    wait_until(lambda: http_get(stack.url(port, "/readyz"))[0] == 200, 60, what="ready again after SIGCONT")
+    assert producer.done.wait(90) and producer.error is None, producer.error
+    assert_settled(stack, port, unique, sent)
+    assert worker.poll() is None, "the worker restarted or died"
+    assert stack.workers[port] is worker
+
+
+def test_a_third_worker_joining_and_leaving_under_load_loses_nothing(stack: Stack, tmp_path: Path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    stack.settings = stack.settings.model_copy(update={"alert_rules": rules, "alert_rules_reload_s": 0.5,
+                                                       "alert_sweep_s": 1.0})
+    a = stack.start_worker()
+    b = stack.start_worker()
+    unique, sent = fleet_messages(vehicles=24, per_vehicle=60, seed=21)
+    vins = sorted({m["vin"] for m in unique})
+    first = len(vins) * 3
+    Producer(stack, sent[:first], rate=1e9).run()
+    for vin in vins:
+        wait_until(lambda vin=vin: http_get(stack.url(a, f"/twins/{vin}"))[0] == 200, 30, what=vin)
+    prober = Prober([a, b], vins)
+    prober.start()
+    producer = Producer(stack, sent[first:], rate=120)
+    producer.start()
+    try:
+        c = stack.start_worker()  # joins: every worker's partitions move
+        prober.ports = [a, b, c]
+        wait_until(lambda: http_get(stack.url(c, "/fleet/summary"))[1].get("workers") == 3, 30,
+                   what="three workers serving")
+        time.sleep(1.0)
+        prober.ports = [a, b]
+        stack.kill_worker(c)  # leaves cleanly (SIGTERM): its partitions move back
+        assert producer.done.wait(60) and producer.error is None, producer.error
+        assert_settled(stack, a, unique, sent)
+        assert http_get(stack.url(b, "/fleet/summary"))[1]["messages_applied"] == len(unique)
+    finally:
+        prober.stop.set()
+        prober.join(15)
+    assert prober.bad == [], prober.bad[:5]
+    assert prober.statuses[200] > 20 and prober.statuses[503] >= 1, prober.statuses
