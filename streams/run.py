@@ -42,15 +42,21 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def last_line(log: Path) -> str:
-    """The last non-empty line of a child's log (its parting words), or ''."""
+def last_words(log: Path) -> str:
+    """Why a child died, from the tail of its log: a Faust crash reason or a ``fleet: error:`` line if there
+    is one, else the last non-empty line."""
     try:
         with open(log, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
             lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
-    return lines[-1][:300] if lines else ""
+    telling = [ln for ln in lines if "Crashed reason=" in ln or ln.startswith("fleet: error:")]
+    words = (telling or lines or [""])[-1]
+    if "ConsistencyError" in words and "highwater" in words:
+        words += (" [the broker has less changelog than this worker had read: it lost its data (a memory-only "
+                  "broker restarted?); the restarted worker rebuilds from what the broker holds now]")
+    return words[:600]
 
 
 @dataclass
@@ -89,7 +95,7 @@ class Child:
         if now - self.started >= STABLE_AFTER_S:
             self.backoff_s = BACKOFF_MIN_S
         why = describe_exit(self.proc.returncode)
-        words = last_line(self.log)
+        words = last_words(self.log)
         _say(f"{self.name} (pid {self.proc.pid}) {why}{f': {words}' if words else ''}; "
              f"restarting in {self.backoff_s:g} s (log: {self.log})")
         self.history.append(why)
@@ -123,7 +129,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise FleetAssuranceError(f"worker {describe_exit(proc.returncode)}: {last_line(log)}; see {log}")
+            raise FleetAssuranceError(f"worker {describe_exit(proc.returncode)}: {last_words(log)}; see {log}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
                 if resp.status == 200:
