@@ -12,11 +12,11 @@ import asyncio
 import json
 from typing import Any
 
-import aiohttp
 import msgspec
 from aiohttp import web as aioweb
 from faust import web
 
+from streams.routing import route_to_owner
 from streams.views import MAX_LIMIT
 from twins.alerts.engine import AlertConflict, AlertNotFound
 from twins.alerts.rules import COMPONENTS, SEVERITIES
@@ -64,14 +64,8 @@ def _json(view: web.View, body: Any) -> web.Response:
 
 
 async def _forward(app: Any, vin: str, request: aioweb.Request, body: bytes) -> aioweb.Response | None:
-    """Send the request to the VIN's owner with its body (Faust's router drops bodies); None if that is us."""
-    owner = str(app.router.key_store(app.twins.name, vin)).rstrip("/")
-    if owner == str(app.conf.canonical_url).rstrip("/"):
-        return None
-    headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", USER_HEADER.lower())}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        async with session.post(f"{owner}{request.path}", data=body, headers=headers) as resp:
-            return aioweb.Response(body=await resp.read(), status=resp.status, content_type="application/json")
+    """The VIN owner's answer (with the body and user header), a 503 while it is unknown; None if that is us."""
+    return await route_to_owner(app, vin, request)
 
 
 def register_alert_views(app: Any) -> None:

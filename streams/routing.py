@@ -54,13 +54,14 @@ def local_unavailable(app: Any, partition: int) -> tuple[str, str] | None:
 
 async def _forward(app: Any, owner: str, partition: int, request: aioweb.Request) -> Any:
     me = str(app.conf.canonical_url).rstrip("/")
-    url = f"{owner}{request.rel_url}"
+    headers = {k: v for k, v in request.headers.items()
+               if k.lower() in ("content-type", "accept") or k.lower().startswith("x-fleet-")} | {FORWARDED_BY: me}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as session:
-            async with session.request(request.method, url, headers={FORWARDED_BY: me},
+            async with session.request(request.method, f"{owner}{request.rel_url}", headers=headers,
                                        data=await request.read() if request.can_read_body else None) as resp:
-                headers = {k: v for k, v in resp.headers.items() if k in ("Retry-After",)}
-                return aioweb.Response(body=await resp.read(), status=resp.status, headers=headers,
+                passed = {k: v for k, v in resp.headers.items() if k.lower() == "retry-after"}
+                return aioweb.Response(body=await resp.read(), status=resp.status, headers=passed,
                                        content_type=resp.content_type)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -69,27 +70,30 @@ async def _forward(app: Any, owner: str, partition: int, request: aioweb.Request
                            "timeout", partition)
 
 
+async def route_to_owner(app: Any, vin: str, request: aioweb.Request) -> Any:
+    """None when this worker owns ``vin``'s settled partition (answer locally); else the owner's answer or a 503."""
+    partition = partition_of(vin.encode(), app.fleet_settings.partitions)
+    owner = owner_of(app, partition)
+    if owner is None:
+        return unavailable("rebalancing", f"partition {partition} has no owner right now: the worker group is "
+                           "rebalancing; retry shortly", partition)
+    if owner == str(app.conf.canonical_url).rstrip("/"):
+        problem = local_unavailable(app, partition)
+        return None if problem is None else unavailable(problem[0], problem[1], partition)
+    if request.headers.get(FORWARDED_BY):
+        return unavailable("rebalancing", f"workers disagree about the owner of partition {partition} (a "
+                           "rebalance is in progress); retry shortly", partition)
+    return await _forward(app, owner, partition, request)
+
+
 def owner_route(app: Any) -> Any:
     """Decorator for a view method taking ``vin`` from the path: run it on the VIN's owner, else 503."""
 
     def decorator(fun: Any) -> Any:
         @wraps(fun)
         async def routed(view: Any, request: aioweb.Request, *args: Any, **kwargs: Any) -> Any:
-            vin = request.match_info["vin"]
-            partition = partition_of(vin.encode(), app.fleet_settings.partitions)
-            owner = owner_of(app, partition)
-            if owner is None:
-                return unavailable("rebalancing", f"partition {partition} has no owner right now: the worker "
-                                   "group is rebalancing; retry shortly", partition)
-            if owner == str(app.conf.canonical_url).rstrip("/"):
-                problem = local_unavailable(app, partition)
-                if problem:
-                    return unavailable(problem[0], problem[1], partition)
-                return await fun(view, request, *args, **kwargs)
-            if request.headers.get(FORWARDED_BY):
-                return unavailable("rebalancing", f"workers disagree about the owner of partition {partition} "
-                                   "(a rebalance is in progress); retry shortly", partition)
-            return await _forward(app, owner, partition, request)
+            elsewhere = await route_to_owner(app, request.match_info["vin"], request)
+            return await fun(view, request, *args, **kwargs) if elsewhere is None else elsewhere
 
         return routed
 
