@@ -301,8 +301,9 @@ def test_paused_broker_makes_the_worker_not_ready_then_it_recovers_without_resta
 
 def test_a_third_worker_joining_and_leaving_under_load_loses_nothing(stack: Stack, tmp_path: Path):
     stack.settings = with_alert_rules(stack.settings, tmp_path)
-    a = stack.start_worker()
-    b = stack.start_worker()
+    a, b = stack.start_worker(wait_ready=False), stack.start_worker(wait_ready=False)
+    wait_until(lambda: all(http_get(stack.url(p, "/fleet/summary"))[1].get("workers") == 2 for p in (a, b)), 90,
+               what="two workers serving")
     unique, sent = fleet_messages(vehicles=24, per_vehicle=60, seed=21)
     vins = sorted({m["vin"] for m in unique})
     first = len(vins) * 3
