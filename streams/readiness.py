@@ -12,6 +12,8 @@ import logging
 import time
 from typing import Any
 
+from faust.types import TP
+
 from streams import metrics
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ class Readiness:
         self.moving = True
         self.broker_ok_at: float | None = None
         self.broker_error: str | None = "not probed yet"
+        self._ends: dict[TP, int] = {}
+        self._ends_at = 0.0
 
     def on_revoked(self) -> None:
         self.moving = True
@@ -49,6 +53,22 @@ class Readiness:
         if self.moving or self.app.in_recovery:
             return "recovering: partitions are being restored from their changelogs"
         return None
+
+    async def behind(self, partition: int) -> int:
+        """Telemetry records on ``partition`` this worker has not processed yet (0: caught up).
+
+        A settled owner may still be replaying what followed its last committed offset; a twin
+        it does not find may be in that backlog. End offsets are cached for a second.
+        """
+        tp = TP(self.app.fleet_settings.topic_telemetry, partition)
+        consumer = self.app.consumer
+        if time.monotonic() - self._ends_at > 1.0 or tp not in self._ends:
+            self._ends = dict(await consumer.highwaters(tp))
+            self._ends_at = time.monotonic()
+        done = consumer._read_offset.get(tp)  # next offset of the batch path (see streams.fast_consumer)
+        if done is None:
+            done = await consumer.position(tp) or 0
+        return max(0, self._ends.get(tp, 0) - done)
 
     def reasons(self) -> list[str]:
         """Every reason this worker is not ready (empty: ready)."""

@@ -4,7 +4,8 @@ Faust's ``table_route`` answers 500 when the owner it remembers has died, and le
 worker that is still restoring a partition answer 404 for twins it has not read back
 yet. :func:`owner_route` instead answers ``503`` with ``Retry-After`` and a JSON body
 naming the partition and the cause whenever the partition is moving (rebalance,
-recovery) or its owner does not answer, so a 404 only ever comes from a settled owner.
+recovery) or its owner does not answer, or the owner has not read its partition to the end
+yet, so a 404 only ever comes from a settled, caught-up owner.
 """
 
 from __future__ import annotations
@@ -92,8 +93,22 @@ def owner_route(app: Any) -> Any:
     def decorator(fun: Any) -> Any:
         @wraps(fun)
         async def routed(view: Any, request: aioweb.Request, *args: Any, **kwargs: Any) -> Any:
-            elsewhere = await route_to_owner(app, request.match_info["vin"], request)
-            return await fun(view, request, *args, **kwargs) if elsewhere is None else elsewhere
+            vin = request.match_info["vin"]
+            elsewhere = await route_to_owner(app, vin, request)
+            if elsewhere is not None:
+                return elsewhere
+            answer = await fun(view, request, *args, **kwargs)
+            if answer.status == 404:  # only true once the owner has read everything on the partition
+                partition = partition_of(vin.encode(), app.fleet_settings.partitions)
+                try:
+                    lag = await app.readiness.behind(partition)
+                except Exception as exc:  # offsets unknown right now (e.g. partition just revoked): say so
+                    return unavailable("replaying", f"cannot tell whether partition {partition} is caught up "
+                                       f"({type(exc).__name__}); retry shortly", partition)
+                if lag:
+                    return unavailable("replaying", f"no twin for {vin!r} yet, but this worker still has {lag} "
+                                       f"records of partition {partition} to read; retry shortly", partition)
+            return answer
 
         return routed
 
