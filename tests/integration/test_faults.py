@@ -246,8 +246,18 @@ def test_fleet_run_restarts_a_killed_worker_and_loses_nothing(stack: Stack, tmp_
     finally:
         if prober:
             prober.stop.set()
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # the test failed: stop the stack as a user would, orphaning nothing
+            left = children_of(proc.pid)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                for pid in left:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
     assert took < 10, took
     assert any("stopped: simulator, weather replay, workers and broker are down" in ln for ln in out)
     wait_until(lambda: not any(alive(k) for k in kids), 5, what="no orphaned child processes")
