@@ -147,3 +147,14 @@ class AlertFeed:
     def unsubscribe(self, q: asyncio.Queue[Alert]) -> None:
         self.subscribers.discard(q)
         metrics.SSE_CLIENTS.set(len(self.subscribers))
+
+    def close_subscribers(self) -> None:
+        """The worker is stopping: unsubscribe everyone and wake each stream so it ends now."""
+        for q in list(self.subscribers):
+            self.unsubscribe(q)
+            while True:
+                try:
+                    q.put_nowait(None)  # type: ignore[arg-type]  # the end-of-stream marker
+                    break
+                except asyncio.QueueFull:
+                    q.get_nowait()  # make room: the stream ends anyway

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import msgspec
 from aiohttp import web as aioweb
 from faust import web
 
 from streams.alerting import AlertNotPublished
-from streams.http_input import decode_body, query_int, read_body
 from streams.api_spec import MAX_LIMIT, PAGE_MAX, ActionBody
 from streams.auth import principal_of
+from streams.http_input import decode_body, query_int, read_body
+from streams.routing import route_to_owner
 from twins.alerts.engine import AlertConflict, AlertNotFound
 from twins.alerts.rules import COMPONENTS, SEVERITIES
 from twins.alerts.state import STATUSES, Alert, encode_alert, parse_alert_id
@@ -64,14 +64,9 @@ def _json(view: web.View, body: Any) -> web.Response:
 
 
 async def _forward(app: Any, vin: str, request: aioweb.Request, body: bytes) -> aioweb.Response | None:
-    """Send the request to the VIN's owner with its body (Faust's router drops bodies); None if that is us."""
-    owner = str(app.router.key_store(app.twins.name, vin)).rstrip("/")
-    if owner == str(app.conf.canonical_url).rstrip("/"):
-        return None
-    headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        async with session.post(f"{owner}{request.path}", data=body, headers=headers) as resp:
-            return aioweb.Response(body=await resp.read(), status=resp.status, content_type="application/json")
+    """The VIN owner's answer (the body and the caller's token passed on), a 503 while it is unknown; None if
+    that is us."""
+    return await route_to_owner(app, vin, request, body)
 
 
 def register_alert_views(app: Any) -> None:
@@ -112,14 +107,20 @@ def register_alert_views(app: Any) -> None:
                     for a in sorted(feed.latest.values(), key=lambda a: a.updated_ms):
                         if a.status != "resolved" and matches(a, filters):
                             await resp.write(_event(a))
+                quiet_s = 0.0
                 while True:
-                    try:
-                        alert = await asyncio.wait_for(queue.get(), heartbeat_s)
+                    try:  # wake every second: a client that hung up is noticed (and uncounted) within 1 s
+                        alert = await asyncio.wait_for(queue.get(), min(1.0, heartbeat_s))
                     except asyncio.TimeoutError:
-                        if queue not in feed.subscribers:  # dropped for being too slow
+                        if queue not in feed.subscribers or request.transport is None:  # too slow, or gone
                             break
-                        await resp.write(b": keep-alive\n\n")
+                        quiet_s += min(1.0, heartbeat_s)
+                        if quiet_s >= heartbeat_s:
+                            quiet_s = 0.0
+                            await resp.write(b": keep-alive\n\n")
                         continue
+                    if alert is None:  # the worker is stopping (AlertFeed.close_subscribers)
+                        break
                     if matches(alert, filters):
                         await resp.write(_event(alert))
             except (ConnectionResetError, asyncio.CancelledError):

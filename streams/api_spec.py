@@ -92,6 +92,7 @@ _BODIES = (ActionBody,)
 _REF = "#/components/schemas/{name}"
 ACTION_BODY = {"$ref": _REF.format(name="ActionBody")}
 NOT_FOUND = {200: "OK", 400: "malformed parameter", 404: "unknown"}
+NOT_FOUND_MOVING = NOT_FOUND | {503: "the partition is moving: retry after Retry-After"}
 
 TWINS_QUERY = (Param("stale", "query", {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
                      "only stale (true) or online (false) vehicles"),
@@ -104,12 +105,12 @@ AUDIT_QUERY = (Param("since", "query", {"type": "integer", "minimum": 0}, "epoch
                _query_int("limit", 100, 1, PAGE_MAX, "most records"))
 BAD = {200: "OK", 400: "bad parameter"}
 ACTED = {200: "the new revision", 400: "bad request", 404: "not active", 409: "already acknowledged",
-         413: "body too large", 503: "not published: nothing changed"}
+         413: "body too large", 503: "not published, or the partition is moving: nothing changed"}
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", "200 while the process runs", scope="public"),
-    Route("GET", "/readyz", "200 once partitions are assigned and the tables recovered, else 503 with the reason",
-          answers={200: "ready", 503: "not ready"}, scope="public"),
+    Route("GET", "/readyz", "200 when the broker answers, no partition is moving and this worker owns some; else "
+          "503 with `reasons` (see *Operations*)", answers={200: "ready", 503: "not ready"}, scope="public"),
     Route("GET", "/metrics", "Prometheus text exposition", content="text/plain", scope="metrics"),
     Route("GET", "/openapi.json", "this API as an OpenAPI 3 document"),
     Route("GET", "/twins", "`{count, twins: [{vin, status, model, last_seen_ms, messages}]}`, oldest first, from "
@@ -117,9 +118,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/twins/{vin}", "the twin: `status` (online/stale), model, variant, software version, first/last "
           "seen, `messages` {applied, duplicate, too_late, seq_resets, max_seq}, `signals` {path: {value, ts, unit}}, "
           "operating `history`, `maintenance`, `weather` {cell, context, exposure_30d}; 404 for an unknown VIN, 400 "
-          "for a malformed one", (VIN,), answers=NOT_FOUND, scope="twins:read"),
+          "for a malformed one, 503 with `Retry-After` while its partition moves", (VIN,), answers=NOT_FOUND_MOVING,
+          scope="twins:read"),
     Route("GET", "/twins/{vin}/risk", "per component: probability of failure within the horizon, horizon, model "
-          "version, top 3 features with their contribution (Δ log-odds)", (VIN,), answers=NOT_FOUND,
+          "version, top 3 features with their contribution (Δ log-odds)", (VIN,), answers=NOT_FOUND_MOVING,
           scope="twins:read"),
     Route("GET", "/fleet/summary", "vehicles, online, stale, message counts, vehicles by model, workers that "
           "answered", (LOCAL,), scope="fleet:read"),

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from typing import Any
 
@@ -18,11 +20,14 @@ from streams.charging import register_charging
 from streams.dead_letter import DeadLetters
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
 from streams.ingest import TwinIngest
+from streams.readiness import Readiness
 from streams.risk_scoring import RiskScorer
 from streams.settings import Settings
 from streams.vehicle_registry import load_registry
 from streams.weather_feed import register_weather
 from twins.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 
 class FleetApp(faust.App):
@@ -35,6 +40,17 @@ class FleetApp(faust.App):
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
+
+    async def on_stop(self) -> None:
+        """Stopping (SIGTERM/SIGINT): end SSE streams, write dirty twins to the changelog, then Faust's stop
+        (which commits the offsets those twins cover and leaves the group)."""
+        self.alert_feed.close_subscribers()
+        try:
+            await asyncio.wait_for(self.ingest.flush(), self.fleet_settings.shutdown_timeout_s / 2)
+        except Exception as exc:  # never block the stop: unflushed twins are replayed by the next owner
+            log.warning("stopping: dirty twins not flushed (%s: %s); the next owner replays them",
+                        type(exc).__name__, exc)
+        await super().on_stop()
 
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
@@ -53,6 +69,7 @@ class FleetApp(faust.App):
     alert_feed: Any
     verifier: TokenVerifier | None
     audit: AuditLog
+    readiness: Readiness
 
 
 def _credentials(settings: Settings) -> Any:
@@ -177,8 +194,19 @@ def create_app(settings: Settings) -> FleetApp:
     async def _scorer() -> None:
         await app.scorer.run()
 
+    app.readiness = Readiness(app)
+
+    @app.task
+    async def _broker_probe() -> None:
+        await app.readiness.run_probe()
+
+    @app.on_rebalance_complete.connect
+    async def _on_rebalance_complete(app_: Any, **kwargs: Any) -> None:
+        app.readiness.on_rebalance_complete()
+
     @app.on_partitions_revoked.connect
     async def _on_revoked(app_: Any, revoked: set[TP], **kwargs: Any) -> None:
+        app.readiness.on_revoked()
         await app.ingest.on_revoked(set(revoked))
         app.alerts.forget({tp.partition for tp in revoked if tp.topic == settings.topic_telemetry})
 

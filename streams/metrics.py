@@ -54,6 +54,11 @@ CHARGING_PLANS = Counter("fleet_charging_plans_total", "Charging re-plans publis
 TWINS_WRITTEN = Counter("fleet_twin_writes_total", "Twin table writes (coalesced).", registry=REGISTRY)
 DIRTY_TWINS = Gauge("fleet_twins_dirty", "Twins changed since the last flush.", registry=REGISTRY)
 TWINS_LOCAL = Gauge("fleet_twins_local", "Twins held by this worker's active partitions.", registry=REGISTRY)
+READY = Gauge("fleet_worker_ready", "1 while GET /readyz answers 200 (broker reachable, partitions settled).",
+              registry=REGISTRY)
+ROUTE_UNAVAILABLE = Counter("fleet_route_unavailable_total",
+                            "Single-vehicle requests answered 503 because the VIN's partition was moving or its "
+                            "owner did not answer, by cause.", ["cause"], registry=REGISTRY)
 
 
 def render() -> bytes:

@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(1.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0, description="How often consumed offsets are committed.")
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="SIGTERM/SIGINT: the worker drains (flush, commit, leave the group, close "
+        "SSE streams) for at most this long, then exits anyway."
+    )
 
     # --- ingest fast path ---
     fetch_max_wait_ms: int = Field(

@@ -1,7 +1,7 @@
 """HTTP API (JSON) served by every worker.
 
 Single-vehicle reads are routed to the worker that owns the VIN's partition
-(Faust table routing). Fleet-wide reads scatter to every worker's ``?local=1``
+(:func:`streams.routing.owner_route`: 503 with ``Retry-After`` while it is moving). Fleet-wide reads scatter to every worker's ``?local=1``
 variant and merge, so any worker answers for the whole fleet.
 """
 
@@ -22,6 +22,7 @@ from streams.audit import read_audit
 from streams.auth import AuthError, guard, peer_headers
 from streams.http_input import query_int
 from streams.ingest import partition_of
+from streams.routing import RETRY_AFTER_S, owner_route
 from twins.reading import is_vin
 from twins.twin import Twin, decode_twin, is_stale
 from twins.maintenance import COMPONENTS
@@ -122,15 +123,14 @@ def register_views(app: Any) -> None:
     @app.page("/readyz")
     class Ready(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            recovery = app.tables.recovery
-            checks = {
-                "rebalancing": bool(app.rebalancing),
-                "recovery_done": bool(recovery.completed.is_set()),
-                "assigned_partitions": len(app.assignor.assigned_actives()),
-            }
-            ready = not checks["rebalancing"] and checks["recovery_done"] and checks["assigned_partitions"] > 0
-            warning = {"warning": "FLEET_AUTH_MODE=off: the API is open to anyone"} if app.verifier is None else {}
-            return self.json({"ready": ready, **checks, **warning}, status=200 if ready else 503)
+            reasons = app.readiness.reasons()
+            body = {"ready": not reasons, "reasons": reasons,
+                    "broker_reachable": app.readiness.broker_reachable, "rebalancing": bool(app.rebalancing),
+                    "assigned_partitions": len(app.assignor.assigned_actives())}
+            if app.verifier is None:
+                body["warning"] = "FLEET_AUTH_MODE=off: the API is open to anyone"
+            return self.json(body, status=503 if reasons else 200,
+                             headers=None if not reasons else {"Retry-After": str(RETRY_AFTER_S)})
 
     @app.page("/audit")
     class Audit(web.View):
@@ -154,7 +154,7 @@ def register_views(app: Any) -> None:
 
     @app.page("/twins/{vin}")
     class TwinDetail(web.View):
-        @app.table_route(table=app.twins, match_info="vin")
+        @owner_route(app)
         async def get(self, request: web.Request, vin: str) -> web.Response:
             if not is_vin(vin):
                 return self.json({"error": f"{vin!r} is not a VIN (17 characters, no I, O or Q)"}, status=400)
@@ -168,7 +168,7 @@ def register_views(app: Any) -> None:
 
     @app.page("/twins/{vin}/risk")
     class TwinRisk(web.View):
-        @app.table_route(table=app.twins, match_info="vin")
+        @owner_route(app)
         async def get(self, request: web.Request, vin: str) -> web.Response:
             if not is_vin(vin):
                 return self.json({"error": f"{vin!r} is not a VIN (17 characters, no I, O or Q)"}, status=400)
