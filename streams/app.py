@@ -18,6 +18,7 @@ from streams.risk_scoring import RiskScorer
 from streams.settings import Settings
 from streams.vehicle_registry import load_registry
 from streams.weather_feed import register_weather
+from streams.worker_metrics import register_worker_metrics
 
 
 class FleetApp(faust.App):
@@ -137,6 +138,7 @@ def create_app(settings: Settings) -> FleetApp:
         await app.ingest.run_flusher()
 
     register_alerting(app, settings)
+    register_worker_metrics(app, settings)
 
     app.scorer = RiskScorer(app, settings.risk_model_dir, settings.risk_score_interval_s, settings.risk_score_tick_s,
                             settings.risk_reload_s, settings.risk_batch_max, registry.in_service_ms)

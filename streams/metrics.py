@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Gauge,
+                               Histogram, Info, generate_latest)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # process_*, python_info, python_gc_*
+    REGISTRY.register(_collector)
 
 RECORDS_IN = Counter(
     "fleet_records_in_total",
@@ -61,8 +64,6 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 ALERT_RECORDS = Counter("fleet_alert_records_total", "Alert state changes published to the alerts topic.",
                         ["event", "severity", "rule_kind"], registry=REGISTRY)
-ALERTS_ACTIVE = Gauge("fleet_alerts_active", "Open and acknowledged alerts in the alerts view, by severity.",
-                      ["severity"], registry=REGISTRY)
 ALERT_RULES_ERRORS = Counter("fleet_alert_rules_errors_total",
                              "Rules files rejected on reload (the running rules stay in force).", registry=REGISTRY)
 ALERT_RULES_INFO = Info("fleet_alert_rules", "The alert rules version in force.", registry=REGISTRY)

@@ -44,6 +44,7 @@ def test_compose_uses_only_real_settings():
 
 
 def _metric_names() -> set[str]:
+    import streams.worker_metrics  # noqa: F401  (registers the scrape-time collectors)
     from streams.metrics import REGISTRY
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",), "info": ("_info",)}
