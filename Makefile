@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean schema
+.PHONY: run test bench install clean schema tools prometheusrule
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/fleet run
 
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
+
+# promtool (Debian's prometheus package) for the deploy tests: installed when missing and we are root (CI is).
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else echo "promtool missing and not root: the Prometheus deploy tests will be skipped (apt-get install prometheus)"; fi; }
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
@@ -29,6 +36,11 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m twins.schema
+
+# deploy/prometheus/rules.yml as a Prometheus Operator PrometheusRule: make -s prometheusrule | kubectl apply -n NS -f -
+prometheusrule:
+	@printf 'apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: fleet-assurance\n  labels: {release: kube-prometheus-stack}\nspec:\n'
+	@sed -e '/^ *#/d' -e 's/^/  /' deploy/prometheus/rules.yml
 
 clean:
 	rm -rf var .pytest_cache

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import faust
@@ -50,12 +51,14 @@ class FleetApp(faust.App):
 
 
 def _credentials(settings: Settings) -> Any:
+    """Faust broker credentials: TLS (system CAs, or the file in ``SSL_CERT_FILE``) for SSL and SASL_SSL."""
+    tls = ssl.create_default_context() if settings.kafka_security_protocol.endswith("SSL") else None
     if not settings.kafka_sasl_mechanism:
-        return None
+        return faust.SSLCredentials(tls) if tls is not None else None
     password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
     return faust.SASLCredentials(
         username=settings.kafka_sasl_username, password=password, mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=None,
+        ssl_context=tls,
     )
 
 

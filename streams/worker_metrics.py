@@ -16,6 +16,7 @@ processing is stuck.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import platform
@@ -33,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from streams import metrics
+from streams.ingest import partition_of
 from streams.settings import Settings
 from twins.alerts.rules import COMPONENTS, KINDS, SEVERITIES
 
@@ -94,6 +96,8 @@ class WorkerCollector(Collector):
         self.build = build_labels()
         #: end offsets from the last ListOffsets, per TP
         self.end_offsets: dict[TP, int] = {}
+        #: site -> (plan record, (peak, cap, excess)) of the last plan decoded
+        self._plans: dict[str, tuple[bytes, tuple[float, float, float]]] = {}
 
     def source_partitions(self) -> list[TP]:
         """This worker's assigned partitions of the topics it processes (not changelogs, not the leader topic)."""
@@ -117,6 +121,7 @@ class WorkerCollector(Collector):
                                   value=app.rebalancing_count if app is not None else 0)
         yield from self._partitions()
         yield self._alerts_active()
+        yield from self._charging()
 
     def _partitions(self) -> Iterator[Any]:
         assigned = GaugeMetricFamily("fleet_consumer_partitions_assigned", "Source partitions assigned to this "
@@ -160,14 +165,44 @@ class WorkerCollector(Collector):
         feed = getattr(app, "alert_feed", None)
         totals = {(s, c, ""): 0 for s in SEVERITIES for c in COMPONENTS}
         if feed is not None:
-            topic = app.fleet_settings.topic_telemetry
-            owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
-            for partition in owned:
+            for partition in self._owned():
                 for key, n in feed.active.get(partition, {}).items():
                     totals[key] = totals.get(key, 0) + n
         for key, n in sorted(totals.items()):
             family.add_metric(list(key), n)
         return family
+
+    def _owned(self) -> set[int]:
+        app = self.app
+        topic = app.fleet_settings.topic_telemetry
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+    def _charging(self) -> Iterator[GaugeMetricFamily]:
+        """Newest plan's peak, cap and cap excess per site, from the sites whose partition this worker owns."""
+        peak = GaugeMetricFamily("fleet_charging_site_peak_kw", "Peak site load of the newest charging plan.",
+                                 labels=["site"])
+        cap = GaugeMetricFamily("fleet_charging_site_cap_kw", "Highest site cap over the newest plan's horizon.",
+                                labels=["site"])
+        excess = GaugeMetricFamily("fleet_charging_site_cap_excess_kw", "Largest planned load above the cap "
+                                   "(0 unless the cap cannot be met).", labels=["site"])
+        app = self.app
+        plans = getattr(app, "charging_plans", None)
+        if plans is not None:
+            owned, partitions = self._owned(), app.fleet_settings.partitions
+            for site in sorted(getattr(app, "charging_sites", {})):
+                key = site.encode()
+                raw = plans.data.get(key) if partition_of(key, partitions) in owned else None
+                if raw is None:
+                    continue
+                cached = self._plans.get(site)
+                if cached is None or cached[0] != raw:  # decode a (large) plan only when it changed
+                    plan = json.loads(raw)
+                    m = plan["metrics"]
+                    cached = (raw, (m["peak_kw"], max(plan["cap_kw"], default=0.0), m["max_cap_excess_kw"]))
+                    self._plans[site] = cached
+                for family, value in zip((peak, cap, excess), cached[1]):
+                    family.add_metric([site], value)
+        yield from (peak, cap, excess)
 
 
 class RiskDistribution(Collector):
