@@ -57,3 +57,14 @@ def test_make_prometheusrule_wraps_exactly_the_shipped_rules():
     rule = yaml.safe_load(out.stdout)
     assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     assert rule["spec"] == RULES
+
+
+def test_readme_reference_tables_name_every_alert_and_metric():
+    readme = (PROMETHEUS.parents[1] / "README.md").read_text()
+    deploy = readme[readme.index("## Deploy"):]
+    for rule in ALERTS:
+        assert f"`{rule['alert']}`" in deploy, rule["alert"]
+    families = {n.removesuffix("_total").removesuffix("_info").removesuffix("_bucket") for n in metric_names()
+                if n.startswith("fleet_") and not n.endswith(("_sum", "_count"))}
+    missing = sorted(f for f in families if f"`{f}" not in deploy)
+    assert not missing, f"README Deploy tables lack {missing}"
