@@ -158,6 +158,13 @@ class Stack:
 @pytest.fixture
 def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
     """Fresh topics and app id on the session broker; workers are stopped afterwards."""
+    s = new_stack(broker, tmp_path)
+    yield s
+    s.stop()
+
+
+def new_stack(broker: EmbeddedBroker, tmp_path: Path) -> Stack:
+    """A :class:`Stack` with fresh topics and app id on ``broker`` (the caller stops its workers)."""
     tag = uuid.uuid4().hex[:8]
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
@@ -179,6 +186,4 @@ def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
         **FAST_GROUP,
     )
     ensure_topics(settings, broker.bootstrap)
-    s = Stack(broker=broker, settings=settings, tmp=tmp_path)
-    yield s
-    s.stop()
+    return Stack(broker=broker, settings=settings, tmp=tmp_path)
