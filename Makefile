@@ -21,21 +21,17 @@ run: $(STAMP)
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
 
-# promtool (Debian's prometheus package) for the deploy tests: installed when missing and we are root (CI is).
+# Debian tools of the deploy tests, installed when missing and we are root (CI is): promtool and
+# prometheus (package prometheus), a compose client to validate deploy/docker-compose.yml (docker-compose).
 tools:
-	@command -v promtool >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	{ command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1; } || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
-	  else echo "promtool missing and not root: the Prometheus deploy tests will be skipped (apt-get install prometheus)"; fi; }
-
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
-	$(BIN)/python -m bench.risk --artifact $$(ls -d models/artifacts/risk/risk-* | tail -1)
-	$(BIN)/python -m bench.charging
-	$(BIN)/python -m bench
-
-schema: $(STAMP)
-	$(BIN)/python -m twins.schema
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "missing Debian packages:$$missing (not root: those deploy tests are skipped)"; fi; \
+	fi
 
 # deploy/prometheus/rules.yml as a Prometheus Operator PrometheusRule: make -s prometheusrule | kubectl apply -n NS -f -
 prometheusrule:
