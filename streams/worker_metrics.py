@@ -112,11 +112,14 @@ class WorkerCollector(Collector):
         self.end_offsets = {tp: int(o) for tp, o in ends.items() if o is not None}
 
     def collect(self) -> Iterator[Any]:
-        info = InfoMetricFamily("fleet_build", "Build of this worker (risk model and alert rules versions: "
-                                "fleet_risk_model_info, fleet_alert_rules_info).")
-        info.add_metric([], self.build)
-        yield info
         app = self.app  # None until a worker binds it: the families are still described, empty or 0
+        info = InfoMetricFamily("fleet_build", "Build of this worker and the model versions in force (a hot reload "
+                                "starts a new series).")
+        models = getattr(getattr(app, "scorer", None), "models", None)
+        rules = getattr(getattr(app, "alerts", None), "rules", None)
+        info.add_metric([], self.build | {"risk_model": models.version if models is not None else "",
+                                          "alert_rules": rules.version if rules is not None else ""})
+        yield info
         yield CounterMetricFamily("fleet_consumer_rebalances", "Consumer group rebalances this worker took part in.",
                                   value=app.rebalancing_count if app is not None else 0)
         yield from self._partitions()

@@ -95,6 +95,7 @@ def test_two_workers_sum_to_the_fleet_and_lag_drains(fleet: Fleet):
         assert samples(text, "fleet_consumer_rebalances_total")[0][1] >= 1
         (build,) = samples(text, "fleet_build_info")
         assert re.fullmatch(r"\d+\.\d+\.\d+", build[0]["version"])
+        assert build[0]["alert_rules"] and build[0]["risk_model"] == ""  # shipped rules; no model in this stack
         assert samples(text, "process_resident_memory_bytes")[0][1] > 10e6
 
 
