@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import re
 import shlex
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +37,15 @@ def render(name: str) -> tuple[dict[str, Any], ...]:
     """The objects of an overlay; ``a+keda`` is overlay ``a`` with the KEDA component added."""
     kubectl = tool("kubectl")
     overlay, _, component = name.partition("+")
-    target = K8S / "overlays" / overlay
-    if component:  # a throwaway kustomization next to the overlays (kustomize wants relative paths)
-        target = K8S / "overlays" / f".test-{overlay}-{component}"
-        target.mkdir(exist_ok=True)
-        (target / "kustomization.yaml").write_text(yaml.safe_dump({
-            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-            "resources": [f"../{overlay}"], "components": [f"../../components/{component}"]}))
-    try:
+    with tempfile.TemporaryDirectory() as tmp:
+        target = K8S / "overlays" / overlay
+        if component:  # a throwaway kustomization (kustomize wants relative paths)
+            rel = os.path.relpath(K8S, tmp)
+            (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump({
+                "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                "resources": [f"{rel}/overlays/{overlay}"], "components": [f"{rel}/components/{component}"]}))
+            target = Path(tmp)
         out = subprocess.run([kubectl, "kustomize", str(target)], capture_output=True, text=True, timeout=60)
-    finally:
-        if component:
-            (target / "kustomization.yaml").unlink()
-            target.rmdir()
     assert out.returncode == 0, out.stderr
     return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
 
