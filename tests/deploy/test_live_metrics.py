@@ -170,8 +170,11 @@ def test_a_real_prometheus_scrapes_the_workers_and_every_query_works(fleet: Flee
         rules = wait_until(rules_evaluated, 30, what="every shipped rule evaluated without error")
         shipped = [r for g in yaml.safe_load((PROMETHEUS / "rules.yml").read_text())["groups"] for r in g["rules"]]
         assert len(rules) == len(shipped)
-        firing = [a["labels"]["alertname"] for a in prom.api("alerts")["alerts"] if a["state"] == "firing"]
-        assert not firing, firing  # a healthy pipeline pages nobody
+        firing = {a["labels"]["alertname"] for a in prom.api("alerts")["alerts"] if a["state"] == "firing"}
+        # a healthy pipeline pages nobody; the simulated DTCs may be a real critical-alert surge if Prometheus
+        # scraped before the workers had processed them all
+        surge = open_alerts_by_severity(fleet).get("critical", 0) > 10
+        assert firing <= ({"FleetCriticalAlertSurge"} if surge else set()), firing
         present = {name for name in {n for _, e in dashboard_queries() for n in referenced(e) | recorded(e)}
                    if prom.query(f"count({name})")["data"]["result"]}
         empty = []
