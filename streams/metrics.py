@@ -70,4 +70,8 @@ ALERT_RULES_INFO = Info("fleet_alert_rules", "The alert rules version in force."
 ALERT_LATENCY_SECONDS = Histogram(
     "fleet_alert_event_latency_seconds", "Event time of the triggering reading to publication of the alert (signal and "
     "DTC rules).", buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+VEHICLES = Gauge("fleet_vehicles", "Vehicles of this worker's partitions at the last staleness sweep, by state "
+                 "(stale = silent longer than FLEET_STALE_AFTER_S).", ["state"], registry=REGISTRY)
+for _state in ("live", "stale"):
+    VEHICLES.labels(_state)
 SSE_CLIENTS = Gauge("fleet_alert_stream_clients", "Clients connected to GET /alerts/stream.", registry=REGISTRY)

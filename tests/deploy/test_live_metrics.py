@@ -38,6 +38,7 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     stack = new_stack(broker, tmp_path_factory.mktemp("live-metrics"))
+    stack.settings = stack.settings.model_copy(update={"alert_sweep_s": 2.0})  # fleet_vehicles is set by the sweep
     try:
         ports = [stack.start_worker(), stack.start_worker(wait_ready=False)]
         unique, sent = make_messages(vehicles=40, per_vehicle=8, seed=11)
@@ -159,6 +160,14 @@ def test_a_real_prometheus_scrapes_the_workers_and_every_query_works(fleet: Flee
             got = {r["metric"]["severity"]: int(float(r["value"][1])) for r in body["data"]["result"]}
             return got == open_alerts_by_severity(fleet) and bool(got)
         wait_until(alerts_add_up, 30, interval=0.5, what="PromQL sum of fleet_alerts_active == the API's open alerts")
+        summary = http_get(fleet.stack.url(fleet.ports[0], "/fleet/summary"))[1]
+        assert summary["workers"] == 2 and summary["vehicles"] == summary["stale"] == 40  # January events: all stale
+
+        def stale_adds_up() -> bool:  # each worker counts its own partitions' vehicles at its sweep
+            per = prom.query('fleet_vehicles{state="stale"}')["data"]["result"]
+            values = sorted(float(r["value"][1]) for r in per)
+            return len(values) == 2 and sum(values) == summary["stale"] and 0 < values[0] <= values[1] < 40
+        wait_until(stale_adds_up, 60, interval=1.0, what="fleet_vehicles{state=stale} summed over workers == 40")
         lag = prom.query(f'fleet_consumer_lag_records{{topic="{fleet.stack.settings.topic_telemetry}"}}')
         assert sorted(r["metric"]["partition"] for r in lag["data"]["result"]) == ["0", "1", "2", "3"]
 
