@@ -9,7 +9,6 @@ alert's VIN (the id starts with it); another worker forwards the request there.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import aiohttp
@@ -17,12 +16,13 @@ import msgspec
 from aiohttp import web as aioweb
 from faust import web
 
-from streams.views import MAX_LIMIT
+from streams.alerting import AlertNotPublished
+from streams.http_input import decode_body, query_int, read_body
+from streams.api_spec import BY_MAX, MAX_LIMIT, PAGE_MAX, ActionBody
 from twins.alerts.engine import AlertConflict, AlertNotFound
 from twins.alerts.rules import COMPONENTS, SEVERITIES
 from twins.alerts.state import STATUSES, Alert, encode_alert, parse_alert_id
 
-PAGE_MAX = 1_000
 USER_HEADER = "X-Fleet-User"
 FILTERS = ("status", "severity", "component", "region", "vin", "rule")
 _ALLOWED = {"status": STATUSES, "severity": SEVERITIES, "component": COMPONENTS}
@@ -84,14 +84,10 @@ def register_alert_views(app: Any) -> None:
         async def get(self, request: web.Request) -> web.Response:
             try:
                 filters = parse_filters(request.query)
-                limit = int(request.query.get("limit", "100"))
-                offset = int(request.query.get("offset", "0"))
-                if not 1 <= limit <= PAGE_MAX:
-                    raise ValueError(f"query parameter limit={limit} must be between 1 and {PAGE_MAX}")
-                if not 0 <= offset <= MAX_LIMIT * 100:
-                    raise ValueError(f"query parameter offset={offset} must be >= 0")
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
+            limit = query_int(request.query, "limit", 100, 1, PAGE_MAX)
+            offset = query_int(request.query, "offset", 0, 0, MAX_LIMIT * 100)
             rows = sorted((a for a in feed.latest.values() if matches(a, filters)),
                           key=lambda a: (-a.updated_ms, a.alert_id))
             page = rows[offset:offset + limit]
@@ -160,29 +156,26 @@ def register_alert_views(app: Any) -> None:
             vin, _, _ = parse_alert_id(alert_id)
         except ValueError as exc:
             return view.json({"error": str(exc)}, status=400)
-        body = await request.read()
+        body = await read_body(request)
         forwarded = await _forward(app, vin, request, body)
         if forwarded is not None:
             return forwarded
-        try:
-            payload = json.loads(body) if body.strip() else {}
-            if not isinstance(payload, dict):
-                raise ValueError("the body must be a JSON object like {\"by\": \"j.doe\", \"note\": \"...\"}")
-        except ValueError as exc:
-            return view.json({"error": f"invalid JSON body: {exc}"}, status=400)
-        by = payload.get("by") or request.headers.get(USER_HEADER)
+        action_body = decode_body(body, ActionBody)
+        by = action_body.by or request.headers.get(USER_HEADER)
         if not isinstance(by, str) or not by.strip():
             return view.json({"error": f"who is acting? give {{\"by\": \"<user>\"}} in the body or the "
                                        f"{USER_HEADER} header"}, status=400)
-        note = payload.get("note")
-        if note is not None and not isinstance(note, str):
-            return view.json({"error": f"note must be a string, got {note!r}"}, status=400)
+        by = by.strip()
+        if len(by) > BY_MAX or not by.isprintable():
+            return view.json({"error": f"the user name must be at most {BY_MAX} printable characters"}, status=400)
         try:
-            rec = await app.alerts.act(vin, alert_id, action, by.strip()[:128], note)
+            rec = await app.alerts.act(vin, alert_id, action, by, action_body.note or None)
         except AlertNotFound as exc:
             return view.json({"error": str(exc)}, status=404)
         except AlertConflict as exc:
             return view.json({"error": str(exc)}, status=409)
+        except AlertNotPublished as exc:
+            return view.json({"error": str(exc)}, status=503, headers={"Retry-After": "5"})
         return _json(view, rec)
 
     @app.page("/alerts/{alert_id}/ack")

@@ -36,13 +36,17 @@ from streams.ingest import partition_of
 from twins.alerts import engine
 from twins.alerts.rules import DEFAULT_RULES, RuleSet, RulesError, load_rules
 from twins.alerts.state import Alert, AlertBook, encode_alert
-from twins.errors import ConfigurationError
+from twins.errors import ConfigurationError, FleetAssuranceError
 from twins.reading import Reading
-from twins.twin import Twin, is_stale, new_twin
+from twins.twin import Twin, copy_alerts, is_stale, new_twin
 from twins.weather import context as weather_context
 
 log = logging.getLogger(__name__)
 SWEEP_CHUNK = 2_000
+
+
+class AlertNotPublished(FleetAssuranceError):
+    """An ack or resolve whose alert record the broker did not take: nothing was changed."""
 
 
 class AlertService:
@@ -226,12 +230,21 @@ class AlertService:
             if twin is None or twin.alerts is None:
                 raise engine.AlertNotFound(f"alert {aid!r} is not open: vehicle {vin} has no open alerts")
             now = int(time.time() * 1000)
+            book = copy_alerts(twin.alerts)  # changed only once its record is on the alerts topic
             if action == "ack":
-                rec = engine.acknowledge(twin.alerts, aid, by, now, note)
+                rec = engine.acknowledge(book, aid, by, now, note)
             else:
-                rec = engine.resolve(twin.alerts, self.rules, aid, by, now, note)
+                rec = engine.resolve(book, self.rules, aid, by, now, note)
+            try:
+                delivered = await self.topic.send(key=rec.vin.encode(), value=encode_alert(rec),
+                                                  partition=self.partition_of(rec.vin))
+                await delivered
+            except Exception as exc:  # noqa: BLE001 - whatever the producer says, nothing changed
+                raise AlertNotPublished(f"alert {aid!r} was not changed: its record could not be published "
+                                        f"({type(exc).__name__}); try again") from None
+            metrics.ALERT_RECORDS.labels(rec.event, rec.severity, rec.rule_kind).inc()
+            twin.alerts = book
             ingest.mark_dirty(twin)
-            await self.publish([rec])
         return rec
 
     # --- background loop ------------------------------------------------------------------------

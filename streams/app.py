@@ -13,6 +13,7 @@ from faust.types import TP
 
 from streams.alerting import register_alerting
 from streams.charging import register_charging
+from streams.dead_letter import DeadLetters
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
 from streams.ingest import TwinIngest
 from streams.risk_scoring import RiskScorer
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> FleetApp:
         web_port=settings.web_port,
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         web_in_thread=False,
+        web_application_options={"handler_args": {"keepalive_timeout": settings.web_idle_timeout_s}},
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
@@ -116,10 +118,17 @@ def create_app(settings: Settings) -> FleetApp:
                             key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     app.topics.add(telemetry)  # subscribe: the batch fast path consumes it, no agent needed
     app.topics.add(maintenance)
+    maintenance_dlq = app.topic(settings.topic_maintenance_dlq, key_type=bytes, value_type=bytes,
+                                key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     registry = load_registry(settings.vehicle_registry, settings.weather_cell_precision)
     app.ingest = TwinIngest(
         table=app.twins,
-        dlq_topic=dlq,
+        dead_letters=DeadLetters(dlq, settings.topic_telemetry, settings.partitions, settings.dlq_max_value_bytes),
+        maintenance_dead_letters=DeadLetters(maintenance_dlq, settings.topic_maintenance, settings.partitions,
+                                             settings.dlq_max_value_bytes),
+        limits=settings.input_limits,
+        seq_jump_max=settings.seq_jump_max,
+        in_service_ms=registry.in_service_ms,
         consumer_getter=lambda: app.consumer,
         flush_interval_s=settings.twin_flush_interval_s,
         flush_max_dirty=settings.twin_flush_max_dirty,
@@ -131,8 +140,6 @@ def create_app(settings: Settings) -> FleetApp:
     app.batch_topics[settings.topic_telemetry] = app.ingest.handle_batch
     app.batch_topics[settings.topic_maintenance] = app.ingest.handle_maintenance_batch
     app.ingest.telemetry_topic = settings.topic_telemetry
-    app.ingest.maintenance_dlq_topic = app.topic(settings.topic_maintenance_dlq, key_type=bytes, value_type=bytes,
-                                                 partitions=settings.partitions)
     register_weather(app, settings)
     register_charging(app, settings)
 

@@ -12,7 +12,8 @@ wherever in the group that twin lives. A timer re-plans each owned site every
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -22,14 +23,17 @@ import msgspec
 
 from models.charging import GridSignals, Planner, PlannerState
 from models.charging.enrich import complete_request
-from models.charging.messages import apply, decode_message, encode, message_site
+from models.charging.messages import ChargingMessage, apply, decode_message, decode_object, encode, message_site
 from streams import metrics
 from streams.charging_sites import SiteConfig, load_sites
-from streams.dead_letter import dlq_headers
+from streams.dead_letter import DeadLetters, Rejection
 from streams.settings import Settings
+from twins.decoding import check_key, check_not_future, decode_input
 from twins.errors import InvalidReading
+from twins.reading import is_vin
 from twins.view import twin_view
 
+log = logging.getLogger(__name__)
 _SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 _state_decoder = msgspec.json.Decoder(PlannerState)
 
@@ -50,9 +54,13 @@ async def twin_snapshot(app: Any, vin: str) -> dict[str, Any] | None:
     if owner == str(app.conf.canonical_url).rstrip("/"):
         twin = app.ingest.get_twin(vin)
         return None if twin is None else twin_view(twin, int(time.time() * 1000), settings.stale_after_ms)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        async with session.get(f"{owner}/twins/{vin}") as resp:
-            return await resp.json() if resp.status == 200 else None
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            async with session.get(f"{owner}/twins/{vin}") as resp:
+                return await resp.json() if resp.status == 200 else None
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        log.warning("twin of %s not available from %s (%s); the request must carry its own SoC", vin, owner, exc)
+        return None
 
 
 def register_charging(app: Any, settings: Settings) -> None:
@@ -67,9 +75,13 @@ def register_charging(app: Any, settings: Settings) -> None:
     app.charging_state = state_table
     schedules = app.topic(settings.topic_charging_schedules, key_type=bytes, value_type=bytes,
                           partitions=settings.partitions)
-    dlq = app.topic(settings.topic_charging_dlq, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    dlq = app.topic(settings.topic_charging_dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
+                    value_serializer="raw", partitions=settings.partitions)
     inputs = app.topic(settings.topic_charging_requests, settings.topic_grid, key_type=bytes, value_type=bytes,
-                       partitions=settings.partitions)
+                       key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    dead_letters = {topic: DeadLetters(dlq, topic, settings.partitions, settings.dlq_max_value_bytes)
+                    for topic in (settings.topic_charging_requests, settings.topic_grid)}
+    limits = settings.input_limits
     planners: dict[str, Planner] = {}
 
     def planner_for(site_id: str, at: datetime) -> Planner:
@@ -93,41 +105,51 @@ def register_charging(app: Any, settings: Settings) -> None:
             await schedules.send(key=site_id.encode(), value=body)
             metrics.CHARGING_PLANS.labels(plan.trigger.split(":")[0] or "tick").inc()
 
-    async def reject(msg: Any, exc: Exception, field: str = "$", value: object = None) -> None:
-        err = exc if isinstance(exc, InvalidReading) else InvalidReading(str(exc), field, value)
-        await dlq.send(key=msg.key, value=msg.value, headers=dlq_headers(
-            err, type(exc).__name__, msg.topic, msg.partition, msg.offset,
-            int(msg.timestamp * 1000) if msg.timestamp else None))
-        metrics.DLQ_OUT.labels("InvalidCharging").inc()
+    async def admit(msg: Any) -> tuple[str, ChargingMessage]:
+        """The decoding boundary of the charging inputs: a typed message for a known site, or InvalidReading."""
+        doc = decode_input(msg.value, decode_object, limits)
+        if doc.get("type") == "plug_in" and isinstance(doc.get("request"), dict):
+            req = doc["request"]
+            site_id, vin = req.get("site_id"), req.get("vin")
+            if site_id not in sites:
+                raise InvalidReading(f"unknown site {str(site_id)[:64]!r}; configured sites: {sorted(sites)[:20]}",
+                                     "$.request.site_id", site_id, code="unknown_site")
+            if not is_vin(vin):
+                raise InvalidReading(f"request.vin {str(vin)[:64]!r} is not a VIN", "$.request.vin", vin)
+            snap = await twin_snapshot(app, vin)
+            signals = (snap or {}).get("signals", {})
+            soc = signals.get(_SOC, {}).get("value")
+            charger = req.get("charger_id")
+            dc = any(c.id == charger and c.kind == "DC" for c in sites[site_id].site.chargers)
+            try:
+                doc["request"] = complete_request(req, soc, (snap or {}).get("model"),
+                                                  (snap or {}).get("history", {}) or {}, dc)
+            except ValueError as exc:
+                raise InvalidReading(str(exc), "$.request", None) from None
+        cmsg = decode_input(msgspec.json.encode(doc), decode_message, limits)
+        site_id = message_site(cmsg)
+        if site_id not in sites:
+            raise InvalidReading(f"unknown site {site_id[:64]!r}; configured sites: {sorted(sites)[:20]}",
+                                 "$.site_id", site_id, code="unknown_site")
+        check_key(msg.key, site_id, "$.site_id", "site id")
+        check_not_future(int(cmsg.at.timestamp() * 1000), int(time.time() * 1000), limits, "$.at")
+        return site_id, cmsg
 
     @app.agent(inputs, name="charging-planner")
     async def charging_planner(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
             try:
-                doc = json.loads(msg.value)
-                if not isinstance(doc, dict):
-                    raise ValueError(f"a charging message must be a JSON object, got {type(doc).__name__}")
-                if doc.get("type") == "plug_in" and isinstance(doc.get("request"), dict):
-                    req = doc["request"]
-                    snap = await twin_snapshot(app, str(req.get("vin", "")))
-                    signals = (snap or {}).get("signals", {})
-                    soc = signals.get(_SOC, {}).get("value")
-                    charger = req.get("charger_id")
-                    dc = any(c.id == charger and c.kind == "DC" for c in sites[req["site_id"]].site.chargers) \
-                        if req.get("site_id") in sites else False
-                    doc["request"] = complete_request(req, soc, (snap or {}).get("model"),
-                                                      (snap or {}).get("history", {}) or {}, dc)
-                cmsg = decode_message(json.dumps(doc).encode())
-                site_id = message_site(cmsg)
-                if site_id not in sites:
-                    raise ValueError(f"unknown site {site_id!r}; configured sites: {sorted(sites)}")
-                if msg.key is not None and msg.key.decode("utf-8", "replace") != site_id:
-                    raise ValueError(f"record key {msg.key!r} does not match site {site_id!r}")
+                site_id, cmsg = await admit(msg)
                 planner = planner_for(site_id, cmsg.at)
-                plan = apply(planner, cmsg)
-            except (ValueError, KeyError, TypeError) as exc:
-                await reject(msg, exc)
+                try:
+                    plan = apply(planner, cmsg)
+                except ValueError as exc:  # the planner refused the message (it names the field and value)
+                    raise InvalidReading(str(exc), "$", None, code="processing") from None
+            except InvalidReading as exc:
+                await dead_letters[msg.topic].send([Rejection(
+                    msg.key, msg.value, exc, msg.partition, msg.offset,
+                    int(msg.timestamp * 1000) if msg.timestamp else None)])
                 continue
             await publish(site_id, planner, plan)
 
@@ -137,8 +159,12 @@ def register_charging(app: Any, settings: Settings) -> None:
         for site_id in sites:
             if site_id not in planners and state_table.data.get(site_id.encode()) is None:
                 continue  # not owned here, or nothing planned yet
-            planner = planner_for(site_id, now)
-            plan = planner.tick(now)
+            try:
+                planner = planner_for(site_id, now)
+                plan = planner.tick(now)
+            except Exception:  # noqa: BLE001 - one site's failure must not stop the others or the worker
+                log.exception("re-planning site %s failed; it is tried again at the next tick", site_id)
+                continue
             if plan is not None:
                 await publish(site_id, planner, plan)
 

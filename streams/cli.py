@@ -66,28 +66,39 @@ def _cmd_weather_replay(args: argparse.Namespace) -> None:
 
 
 def _cmd_maintenance_import(args: argparse.Namespace) -> None:
+    import csv
     import json
+    import time
     from pathlib import Path
 
     from streams.settings import load_settings
     from streams.simulate import make_producer
-    from twins.maintenance import decode_maintenance, records_from_csv
+    from twins.decoding import decode_input
+    from twins.maintenance import check_maintenance_time, decode_maintenance, records_from_csv
 
     settings = load_settings()
     if not settings.kafka_bootstrap:
         raise FleetAssuranceError("set FLEET_KAFKA_BOOTSTRAP to the cluster to publish to")
     path = Path(args.file)
-    text = path.read_text()
-    rows = records_from_csv(text) if path.suffix.lower() == ".csv" else [
-        json.loads(line) for line in text.splitlines() if line.strip()]
+    is_csv = path.suffix.lower() == ".csv"
+    try:  # the file is one decoding boundary: every problem names the line, and nothing is published
+        text = path.read_bytes().decode("utf-8")
+        rows = [json.dumps(r).encode() for r in records_from_csv(text)] if is_csv else [
+            line.encode() for line in text.splitlines()]
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, ValueError) as exc:
+        raise FleetAssuranceError(f"{path}: cannot read the repair log ({type(exc).__name__}: {exc}); "
+                                  "nothing was published") from None
     encoded = []
-    for n, row in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
-        raw = json.dumps(row).encode()
+    now_ms = int(time.time() * 1000)
+    for n, raw in enumerate(rows, start=2 if is_csv else 1):
+        if not raw.strip():
+            continue
         try:
-            decode_maintenance(raw)
+            rec = decode_input(raw, decode_maintenance, settings.input_limits)
+            check_maintenance_time(rec, now_ms, None, settings.input_limits)
         except FleetAssuranceError as exc:
             raise FleetAssuranceError(f"{path} line {n}: {exc}; nothing was published") from None
-        encoded.append((row["vin"].encode(), raw))
+        encoded.append((rec.vin.encode(), raw))
     producer = make_producer(settings, client_id="fleet-maintenance-import")
     for key, raw in encoded:
         producer.send(settings.topic_maintenance, key=key, value=raw)

@@ -22,13 +22,14 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from streams import metrics
-from streams.dead_letter import dlq_headers
+from streams.dead_letter import DeadLetters, Rejection
 from streams.fast_consumer import BatchingConsumer
 from twins.errors import InvalidReading
 from twins.join import note_residency
-from twins.maintenance import MaintenanceRecord, apply_maintenance, decode_maintenance
+from twins.decoding import InputLimits, check_key, check_not_future, decode_input
+from twins.maintenance import MaintenanceRecord, apply_maintenance, check_maintenance_time, decode_maintenance
 from twins.reading import Reading, decode_reading
-from twins.twin import Twin, decode_twin, encode_twin, merge_into, new_twin
+from twins.twin import SEQ_JUMP_MAX, Twin, decode_twin, encode_twin, merge_into, new_twin
 
 
 #: After a flush of this many twins, hand freed heap memory back to the OS.
@@ -115,18 +116,25 @@ def partition_of(key: bytes, partitions: int) -> int:
 class TwinIngest:
     """Owns the dirty-twin cache of one worker and the batch handler for the telemetry topic."""
 
-    maintenance_dlq_topic: Any = None
     telemetry_topic: str = "fleet.telemetry"
 
-    def __init__(self, table: Any, dlq_topic: Any, consumer_getter: Any,
+    def __init__(self, table: Any, dead_letters: DeadLetters | None, consumer_getter: Any,
                  flush_interval_s: float, flush_max_dirty: int, partitions: int,
                  cell_precision: int = 4, home_cells: dict[str, str] | None = None,
-                 default_home_cell: str = "dhwf") -> None:
+                 default_home_cell: str = "dhwf", *, maintenance_dead_letters: DeadLetters | None = None,
+                 limits: InputLimits = InputLimits(), seq_jump_max: int = SEQ_JUMP_MAX,
+                 in_service_ms: dict[str, int] | None = None) -> None:
         self.table = table
         self.cell_precision = cell_precision
         self.home_cells = home_cells or {}
         self.default_home_cell = default_home_cell
-        self.dlq_topic = dlq_topic
+        self.dead_letters = dead_letters
+        self.maintenance_dead_letters = maintenance_dead_letters
+        self.limits = limits
+        self.seq_jump_max = seq_jump_max
+        self.in_service_ms = in_service_ms or {}
+        #: key -> murmur2 partition of keys already seen valid (bounded by the fleet's VINs)
+        self._key_partition: dict[bytes, int] = {}
         self._consumer_getter = consumer_getter
         self.flush_interval_s = flush_interval_s
         self.flush_max_dirty = flush_max_dirty
@@ -160,30 +168,60 @@ class TwinIngest:
         state = self.dirty.get(vin)
         return state if state is not None else self.table.data.get(vin.encode())
 
+    def partition_of_key(self, key: bytes) -> int:
+        """murmur2 partition of a (valid) key, cached: one hash per vehicle, not per record."""
+        part = self._key_partition.get(key)
+        if part is None:
+            if len(self._key_partition) >= 2_000_000:
+                self._key_partition.clear()
+            part = self._key_partition[key] = partition_of(key, self.partitions)
+        return part
+
+    def _check_partition(self, tp: TP, key: bytes) -> None:
+        if self.partition_of_key(key) != tp.partition:
+            expected = self.partition_of_key(key)
+            raise InvalidReading(
+                f"record for {key.decode()!r} is on partition {tp.partition} of {tp.topic}, but murmur2 of its key "
+                f"gives partition {expected}: configure the producer's partitioner as murmur2 (README, Producing "
+                "telemetry) and publish this record again", "$.vin", key.decode(), code="wrong_partition")
+
     async def handle_batch(self, tp: TP, records: Sequence[Any]) -> None:
-        """Batch handler registered with :class:`BatchingConsumer` for the telemetry topic."""
+        """Batch handler registered with :class:`BatchingConsumer` for the telemetry topic.
+
+        Every record ends applied, counted (duplicate / too late) or dead-lettered; the dead letters
+        are delivered before the batch's offsets can be marked.
+        """
         started = time.perf_counter()
         groups: dict[str, list[Reading]] = {}
-        invalid = 0
+        rejected: list[Rejection] = []
         oldest_ts = 0
+        limits = self.limits
+        now_ms = int(time.time() * 1000)
+        latest_ts = now_ms + limits.max_future_skew_ms
         for rec in records:
             try:
-                reading = decode_reading(rec.value)
-                if rec.key is None or rec.key.decode("utf-8", "replace") != reading.vin:
-                    raise InvalidReading(
-                        f"record key {rec.key!r} does not match vin {reading.vin!r}; producers must key by VIN",
-                        "$.vin", reading.vin)
+                reading = decode_input(rec.value, decode_reading, limits)
+                key = rec.key
+                vin = reading.vin
+                if key != vin.encode():
+                    check_key(key, vin, "$.vin", "VIN")
+                if reading.ts > latest_ts:
+                    check_not_future(reading.ts, now_ms, limits, "$.ts")
+                if self.partition_of_key(key) != tp.partition:
+                    self._check_partition(tp, key)
             except InvalidReading as exc:
-                invalid += 1
-                self._dead_letter(tp, rec, exc)
+                rejected.append(Rejection(rec.key, rec.value, exc, tp.partition, rec.offset, rec.timestamp))
                 continue
-            group = groups.get(reading.vin)
+            group = groups.get(vin)
             if group is None:
-                groups[reading.vin] = [reading]
+                groups[vin] = [reading]
             else:
                 group.append(reading)
             if reading.ts < oldest_ts or not oldest_ts:
                 oldest_ts = reading.ts
+        invalid = len(rejected)
+        if rejected and self.dead_letters is not None:
+            await self.dead_letters.send(rejected)
         applied = duplicate = too_late = 0
         alerts = self.alerts
         if alerts is not None and tp.partition not in alerts.reconciled:
@@ -194,7 +232,7 @@ class TwinIngest:
                 twin = self.get_twin(vin) or new_twin(vin)
                 a, d, t = twin.n_applied, twin.n_duplicate, twin.n_too_late
                 seed = alerts.before(twin) if alerts is not None else None
-                merge_into(twin, readings)
+                merge_into(twin, readings, self.seq_jump_max)
                 first_ts = min(r.ts for r in readings)
                 last_ts = max(r.ts for r in readings)
                 note_residency(twin, first_ts, last_ts, self.cell_precision,
@@ -241,16 +279,20 @@ class TwinIngest:
     async def handle_maintenance_batch(self, tp: TP, records: Sequence[Any]) -> None:
         """Batch handler for ``fleet.maintenance`` (co-partitioned with telemetry: same owner per VIN)."""
         groups: dict[str, list[MaintenanceRecord]] = {}
+        rejected: list[Rejection] = []
+        now_ms = int(time.time() * 1000)
         for rec in records:
             try:
-                m = decode_maintenance(rec.value)
-                if rec.key is None or rec.key.decode("utf-8", "replace") != m.vin:
-                    raise InvalidReading(f"record key {rec.key!r} does not match vin {m.vin!r}; key by VIN",
-                                         "$.vin", m.vin)
+                m = decode_input(rec.value, decode_maintenance, self.limits)
+                check_key(rec.key, m.vin, "$.vin", "VIN")
+                self._check_partition(tp, rec.key)
+                check_maintenance_time(m, now_ms, self.in_service_ms.get(m.vin), self.limits)
             except InvalidReading as exc:
-                self._dead_letter(tp, rec, exc, self.maintenance_dlq_topic)
+                rejected.append(Rejection(rec.key, rec.value, exc, tp.partition, rec.offset, rec.timestamp))
                 continue
             groups.setdefault(m.vin, []).append(m)
+        if rejected and self.maintenance_dead_letters is not None:
+            await self.maintenance_dead_letters.send(rejected)
         async with self._lock:
             for vin, recs in groups.items():
                 twin = self.get_twin(vin) or new_twin(vin)
@@ -262,14 +304,6 @@ class TwinIngest:
             self.urgent.update(groups)
             self.pending_offsets[tp] = records[-1].offset + 1
         metrics.MAINTENANCE_IN.inc(sum(len(r) for r in groups.values()))
-
-    def _dead_letter(self, tp: TP, rec: Any, exc: InvalidReading, topic: Any = None) -> None:
-        kind = "KeyMismatch" if "does not match vin" in exc.reason else "InvalidReading"
-        (topic or self.dlq_topic).send_soon(
-            key=rec.key, value=rec.value, partition=tp.partition % self.partitions,
-            headers=dlq_headers(exc, kind, tp.topic, tp.partition, rec.offset, rec.timestamp),
-        )
-        metrics.DLQ_OUT.labels(kind).inc()
 
     async def flush(self) -> int:
         """Write dirty twins to the table (one changelog record each); then free their offsets.

@@ -16,8 +16,8 @@ RECORDS_IN = Counter(
     registry=REGISTRY,
 )
 DLQ_OUT = Counter(
-    "fleet_dlq_records_total", "Records written to the dead-letter topic, by reason class.", ["reason"],
-    registry=REGISTRY,
+    "fleet_dlq_records_total", "Records written to a dead-letter topic, by source topic and reason code.",
+    ["topic", "reason"], registry=REGISTRY,
 )
 BATCH_SECONDS = Histogram(
     "fleet_ingest_batch_seconds",

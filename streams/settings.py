@@ -10,8 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from twins.decoding import InputLimits
 
 
 class Settings(BaseSettings):
@@ -92,6 +97,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_idle_timeout_s: float = Field(
+        15.0, gt=0, le=3600,
+        description="A connection without a complete request for this long (slow headers, idle keep-alive) "
+                    "is closed.")
     session_timeout_s: float = Field(10.0, gt=0, description="Consumer group session timeout.")
     rebalance_timeout_s: float = Field(10.0, gt=0, description="Consumer group rebalance timeout.")
     heartbeat_interval_s: float = Field(1.0, gt=0)
@@ -107,6 +116,20 @@ class Settings(BaseSettings):
         5.0, gt=0, le=60, description="Dirty twins are written to the changelog table at most this often."
     )
     twin_flush_max_dirty: int = Field(50_000, ge=1, description="Flush early once this many twins are dirty.")
+
+    # --- input boundary (every topic) ---
+    max_record_bytes: int = Field(
+        256 * 1024, ge=1024, le=64 << 20,
+        description="Records with a larger value are dead-lettered as too_large without being decoded.")
+    max_future_skew_s: float = Field(
+        300.0, ge=0, le=86_400,
+        description="Event times further ahead of the worker's clock are dead-lettered as future_ts.")
+    seq_jump_max: int = Field(
+        100_000, ge=64, description="A seq further above a vehicle's highest is taken as a producer restart.")
+    dlq_max_value_bytes: int = Field(
+        1_000_000, ge=1024, le=64 << 20,
+        description="Dead letters keep the original value up to this size (the broker's message limit less "
+                    "headers); the rest is cut, with its length and SHA-256 in headers.")
 
     # --- twin semantics ---
     stale_after_s: float = Field(900.0, gt=0, description="A vehicle silent for longer is 'stale'.")
@@ -137,6 +160,13 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """Bootstrap servers as a list (empty when the embedded broker is to be used)."""
         return [s.strip() for s in self.kafka_bootstrap.split(",")] if self.kafka_bootstrap else []
+
+    @property
+    def input_limits(self) -> "InputLimits":
+        """The bounds of the decoding boundary (:class:`twins.decoding.InputLimits`)."""
+        from twins.decoding import InputLimits
+
+        return InputLimits(self.max_record_bytes, int(self.max_future_skew_s * 1000))
 
     @property
     def stale_after_ms(self) -> int:

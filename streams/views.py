@@ -8,24 +8,23 @@ variant and merge, so any worker answers for the whole fleet.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
 import aiohttp
 from faust import web
 
-from streams import metrics
+from streams import http_input, metrics
+from streams.api_spec import MAX_LIMIT, openapi
+from streams.http_input import query_int
 from streams.ingest import partition_of
-from twins.reading import VIN_PATTERN
+from twins.reading import is_vin
 from twins.twin import Twin, decode_twin, is_stale
 from twins.maintenance import COMPONENTS
 from twins.risk import risk_view
 from twins.view import FleetSummary, twin_brief, twin_view
 from twins.weather import context
 
-_VIN_RE = re.compile(VIN_PATTERN)
-MAX_LIMIT = 10_000
 
 
 def _now_ms() -> int:
@@ -87,6 +86,7 @@ def register_views(app: Any) -> None:
     """Attach the API to ``app``."""
     settings = app.fleet_settings
     stale_ms = settings.stale_after_ms
+    http_input.install(app.web.web_app)
 
     @app.page("/healthz")
     class Health(web.View):
@@ -105,6 +105,11 @@ def register_views(app: Any) -> None:
             ready = not checks["rebalancing"] and checks["recovery_done"] and checks["assigned_partitions"] > 0
             return self.json({"ready": ready, **checks}, status=200 if ready else 503)
 
+    @app.page("/openapi.json")
+    class OpenApi(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            return self.json(openapi())
+
     @app.page("/metrics")
     class Metrics(web.View):
         async def get(self, request: web.Request) -> web.Response:
@@ -114,7 +119,7 @@ def register_views(app: Any) -> None:
     class TwinDetail(web.View):
         @app.table_route(table=app.twins, match_info="vin")
         async def get(self, request: web.Request, vin: str) -> web.Response:
-            if not _VIN_RE.match(vin):
+            if not is_vin(vin):
                 return self.json({"error": f"{vin!r} is not a VIN (17 characters, no I, O or Q)"}, status=400)
             twin = app.ingest.get_twin(vin)
             if twin is None:
@@ -128,6 +133,8 @@ def register_views(app: Any) -> None:
     class TwinRisk(web.View):
         @app.table_route(table=app.twins, match_info="vin")
         async def get(self, request: web.Request, vin: str) -> web.Response:
+            if not is_vin(vin):
+                return self.json({"error": f"{vin!r} is not a VIN (17 characters, no I, O or Q)"}, status=400)
             twin = app.ingest.get_twin(vin)
             if twin is None:
                 return self.json({"error": f"no twin for VIN {vin!r}"}, status=404)
@@ -141,10 +148,8 @@ def register_views(app: Any) -> None:
     class FleetRisk(web.View):
         async def get(self, request: web.Request) -> web.Response:
             component = request.query.get("component")
+            top = query_int(request.query, "top", 20, 1, MAX_LIMIT)
             try:
-                top = int(request.query.get("top", "20"))
-                if not 1 <= top <= MAX_LIMIT:
-                    raise ValueError(f"query parameter top={top} must be between 1 and {MAX_LIMIT}")
                 if component is not None and component not in COMPONENTS:
                     raise ValueError(f"query parameter component={component!r} must be one of {list(COMPONENTS)}")
             except ValueError as exc:
@@ -190,11 +195,9 @@ def register_views(app: Any) -> None:
         async def get(self, request: web.Request) -> web.Response:
             try:
                 stale = _bool_param(request, "stale")
-                limit = int(request.query.get("limit", "100"))
-                if not 1 <= limit <= MAX_LIMIT:
-                    raise ValueError(f"query parameter limit={limit} must be between 1 and {MAX_LIMIT}")
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
+            limit = query_int(request.query, "limit", 100, 1, MAX_LIMIT)
             now = _now_ms()
             rows = [twin_brief(t, now, stale_ms) for t in local_twins(app)
                     if stale is None or is_stale(t, now, stale_ms) == stale]

@@ -8,14 +8,17 @@ worker can join any vehicle to its local weather. Volume is small (cells × hour
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from streams import metrics
-from streams.dead_letter import dlq_headers
+from streams.dead_letter import DeadLetters, Rejection
 from streams.settings import Settings
+from twins.decoding import check_key, check_not_future, decode_input
 from twins.errors import InvalidReading
 from twins.weather import (
     CellWeather,
+    WeatherRecord,
     apply_hourly,
     apply_weather,
     day_key,
@@ -36,8 +39,13 @@ def register_weather(app: Any, settings: Settings) -> None:
         "weather", default=None, partitions=1, key_type=bytes, value_type=bytes,
         help="Weather per geohash cell and per cell-day (msgpack, twins.weather).",
     )
-    source = app.topic(settings.topic_weather, key_type=bytes, value_type=bytes, partitions=1)
-    dlq = app.topic(settings.topic_weather_dlq, key_type=bytes, value_type=bytes, partitions=1)
+    source = app.topic(settings.topic_weather, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", partitions=1)
+    dead_letters = DeadLetters(
+        app.topic(settings.topic_weather_dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
+                  value_serializer="raw", partitions=1),
+        settings.topic_weather, 1, settings.dlq_max_value_bytes)
+    limits = settings.input_limits
 
     def cell_weather(cell: str) -> CellWeather | None:
         raw = table.data.get(cell.encode())
@@ -50,19 +58,22 @@ def register_weather(app: Any, settings: Settings) -> None:
     def weather_day_version(cell: str, day: int) -> bytes | None:
         return table.data.get(day_key(cell, day).encode())
 
+    def admit(msg: Any) -> WeatherRecord:
+        """The decoding boundary of ``fleet.weather``."""
+        rec = decode_input(msg.value, decode_weather, limits)
+        check_key(msg.key, rec.cell, "$.cell", "cell")
+        check_not_future(rec.issued, int(time.time() * 1000), limits, "$.issued")
+        return rec
+
     @app.agent(source, name="weather-feed")
     async def weather_feed(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
             try:
-                rec = decode_weather(msg.value)
-                if msg.key is not None and msg.key.decode("utf-8", "replace") != rec.cell:
-                    raise InvalidReading(f"record key {msg.key!r} does not match cell {rec.cell!r}", "$.cell", rec.cell)
+                rec = admit(msg)
             except InvalidReading as exc:
-                await dlq.send(key=msg.key, value=msg.value, headers=dlq_headers(
-                    exc, "InvalidWeather", msg.topic, msg.partition, msg.offset,
-                    int(msg.timestamp * 1000) if msg.timestamp else None))
-                metrics.DLQ_OUT.labels("InvalidWeather").inc()
+                await dead_letters.send([Rejection(msg.key, msg.value, exc, msg.partition, msg.offset,
+                                                   int(msg.timestamp * 1000) if msg.timestamp else None)])
                 continue
             key = rec.cell.encode()
             raw = table.get(key)

@@ -46,33 +46,24 @@ ALERT_EVENTS = ("opened", "escalated", "acknowledged", "resolved")
 CHARGING_TRIGGERS = ("plug_in", "plug_out", "grid", "dr_event", "tick", "manual")
 
 
-def dlq_label_sets(settings: Settings) -> list[dict[str, str]]:
-    """Every (dead-letter topic, reason) a worker can count."""
-    pairs = [(settings.topic_telemetry_dlq, r) for r in ("InvalidReading", "KeyMismatch")]
-    pairs += [(settings.topic_maintenance_dlq, r) for r in ("InvalidReading", "KeyMismatch")]
-    pairs += [(settings.topic_weather_dlq, "InvalidWeather"), (settings.topic_charging_dlq, "InvalidCharging")]
-    return [{"topic": t, "reason": r} for t, r in pairs]
-
-
-def known_label_sets(settings: Settings) -> dict[Counter, list[dict[str, str]]]:
-    """For each labelled counter, the label sets it is created with at start-up."""
+def known_label_sets() -> dict[Counter, list[dict[str, str]]]:
+    """For each labelled counter, the label sets it is created with at start-up (the dead-letter counter's:
+    :class:`streams.dead_letter.DeadLetters`)."""
     def product(**values: tuple[str, ...]) -> list[dict[str, str]]:
         return [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
 
     return {
         metrics.RECORDS_IN: product(outcome=OUTCOMES),
-        metrics.DLQ_OUT: dlq_label_sets(settings),
         metrics.ALERT_RECORDS: product(event=ALERT_EVENTS, severity=SEVERITIES, rule_kind=KINDS),
         metrics.CHARGING_PLANS: product(trigger=CHARGING_TRIGGERS),
     }
 
 
-def init_counters(settings: Settings) -> None:
+def init_counters() -> None:
     """Create every labelled counter's known series at 0, so ``increase()`` sees the first event."""
-    for counter, label_sets in known_label_sets(settings).items():
-        names = counter._labelnames  # the counter's own label names (its declaration may change)
-        for values in sorted({tuple(ls.get(n, "") for n in names) for ls in label_sets}):
-            counter.labels(*values)
+    for counter, label_sets in known_label_sets().items():
+        for labels in label_sets:
+            counter.labels(**labels)
 
 
 def build_labels() -> dict[str, str]:
@@ -247,7 +238,7 @@ metrics.REGISTRY.register(RISK_SCORES)
 def register_worker_metrics(app: Any, settings: Settings) -> None:
     """Bind the collector to ``app``, create the counters' known series, refresh end offsets periodically."""
     COLLECTOR.app = app
-    init_counters(settings)
+    init_counters()
 
     @app.timer(END_OFFSETS_EVERY_S)
     async def _end_offsets() -> None:

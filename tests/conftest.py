@@ -164,7 +164,7 @@ def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
 
 
 def new_stack(broker: EmbeddedBroker, tmp_path: Path) -> Stack:
-    """A :class:`Stack` with fresh topics and app id on ``broker`` (the caller stops its workers)."""
+    """A :class:`Stack` with its own topics (created) and app id on ``broker``."""
     tag = uuid.uuid4().hex[:8]
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,

@@ -13,13 +13,15 @@ class InvalidReading(FleetAssuranceError):
     """A telemetry record that does not satisfy the contract (``schemas/telemetry.schema.json``).
 
     ``field`` is a JSON path such as ``$.signals.Vehicle.Speed`` and ``value`` the
-    offending value when it could be recovered from the record.
+    offending value when it could be recovered from the record. ``code`` is the short,
+    bounded reason a dead letter and its counter carry (see :data:`twins.decoding.REASONS`).
     """
 
-    def __init__(self, reason: str, field: str = "$", value: object = None) -> None:
+    def __init__(self, reason: str, field: str = "$", value: object = None, code: str = "invalid") -> None:
         self.reason = reason
         self.field = field
         self.value = value
+        self.code = code
         super().__init__(reason)
 
 

@@ -20,8 +20,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from twins.decoding import InputLimits, check_not_future
 from twins.errors import InvalidReading
-from twins.reading import VIN_PATTERN, strict_decode
+from twins.reading import TS_MIN_MS, VIN_PATTERN, strict_decode
 
 COMPONENTS: tuple[str, ...] = ("inverter", "traction_battery", "drive_motor", "lv_battery")
 EVENTS: tuple[str, ...] = ("failure", "repair", "replacement", "inspection_ok")
@@ -65,6 +66,29 @@ def decode_maintenance(raw: bytes) -> MaintenanceRecord:
     return rec
 
 
+DAY_MS = 86_400_000
+
+
+def check_maintenance_time(rec: MaintenanceRecord, now_ms: int, in_service_ms: int | None,
+                           limits: InputLimits) -> None:
+    """A repair cannot predate the vehicle's service start (less a day) nor lie ahead of the worker's clock.
+
+    >>> rec = decode_maintenance(b'{"schema":1,"vin":"1G1FZ6S09L4100001","component":"inverter",'
+    ...                          b'"event":"repair","time":"9999-12-31T00:00:00Z"}')
+    >>> check_maintenance_time(rec, 1767225600000, None, InputLimits())
+    Traceback (most recent call last):
+    ...
+    twins.errors.InvalidReading: $.time 253402214400000 is 251634988800 s ahead of the worker's clock (1767225600000); at most 300 s (FLEET_MAX_FUTURE_SKEW_S) is accepted
+    """
+    t = rec.time_ms
+    earliest = in_service_ms - DAY_MS if in_service_ms else TS_MIN_MS
+    if t < earliest:
+        bound = "a day before the vehicle entered service (fleet registry)" if in_service_ms else "2000-01-01"
+        raise InvalidReading(f"time {rec.time.isoformat()} is before {bound}: a repair cannot predate the vehicle",
+                             "$.time", rec.time.isoformat(), code="implausible")
+    check_not_future(t, now_ms, limits, "$.time")
+
+
 def apply_maintenance(log: ComponentLog, rec: MaintenanceRecord) -> None:
     """Fold one record into ``log`` in place (newest time per slot wins)."""
     i = COMPONENTS.index(rec.component)
@@ -92,8 +116,16 @@ def records_from_csv(text: str) -> list[dict[str, object]]:
     for row in csv.DictReader(io.StringIO(text)):
         odo = row.get("odometer_km")
         rows.append({"schema": 1, "vin": row["vin"], "component": row["component"], "event": row["event"],
-                     "time": row["time"], "odometer_km": float(odo) if odo not in (None, "") else None})
+                     "time": row["time"], "odometer_km": _number(odo) if odo not in (None, "") else None})
     return rows
+
+
+def _number(text: str) -> float | str:
+    """``text`` as a float, or as given (the decoder then names the field and the value)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def utc_iso(ms: int) -> str:

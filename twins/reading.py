@@ -28,8 +28,40 @@ from twins.errors import InvalidReading
 from twins.signals import ALLOWED_LV_STATES, SIGNALS, Signal
 
 SCHEMA_VERSION = 1
-VIN_PATTERN = r"^[A-HJ-NPR-Z0-9]{17}$"
-DTC_PATTERN = r"^[PCBU][0-9A-F]{4}(-[0-9A-F]{2})?$"
+
+
+def whole(body: str) -> str:
+    """A pattern that matches the whole string: Python's ``$`` also matches before a final newline,
+    so ``(?!\\n)`` forbids it (valid in JSON Schema's ECMA regexes too).
+
+    >>> import re
+    >>> bool(re.match(whole("[A-Z]{2}"), "AB")), bool(re.match(whole("[A-Z]{2}"), "AB\\n"))
+    (True, False)
+    """
+    return f"^{body}(?!\\n)$"
+
+
+#: ISO 3779: 17 characters, digits and capitals without I, O, Q. One rule for decoders, API and CLIs.
+VIN_PATTERN = whole("[A-HJ-NPR-Z0-9]{17}")
+DTC_PATTERN = whole("[PCBU][0-9A-F]{4}(-[0-9A-F]{2})?")
+_VIN_RE = re.compile(VIN_PATTERN)
+
+
+def is_vin(text: object) -> bool:
+    """True for a well-formed VIN (no surrounding whitespace, no control characters).
+
+    >>> is_vin("1FA6P8CF0L5100001"), is_vin("1FA6P8CF0L5100001\\n"), is_vin("1FA6P8CF0L51000O1")
+    (True, False, False)
+    """
+    return isinstance(text, str) and _VIN_RE.match(text) is not None
+
+
+def check_vin(text: str, name: str = "vin") -> str:
+    """``text`` if it is a VIN, else ``ValueError`` naming ``name`` and the value (for CLIs and settings)."""
+    if not is_vin(text):
+        raise ValueError(f"{name} {text!r} is not a VIN (17 characters of 0-9 and A-Z without I, O, Q)")
+    return text
+
 #: 2000-01-01 .. 2100-01-01 in epoch milliseconds: anything else is a unit mistake (s or µs).
 TS_MIN_MS = 946_684_800_000
 TS_MAX_MS = 4_102_444_800_000
@@ -84,9 +116,11 @@ def strict_decode(decoder: msgspec.json.Decoder, raw: bytes) -> Any:
     except msgspec.ValidationError as exc:
         field = _error_path(str(exc))
         value = _value_at(raw, field)
-        raise InvalidReading(f"{exc} (got {value!r})", field, value) from None
-    except msgspec.DecodeError as exc:
+        raise InvalidReading(f"{exc} (got {_preview_value(value)})", field, value) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidReading(f"not valid JSON: {exc}", "$", _preview(raw)) from None
+    except RecursionError:
+        raise InvalidReading("not valid JSON: nested too deeply", "$", _preview(raw)) from None
 
 
 def decode_reading(raw: bytes) -> Reading:
@@ -118,6 +152,11 @@ def _error_path(message: str) -> str:
     return m.group(1) if m else "$"
 
 
+def _preview_value(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _preview(raw: bytes, limit: int = 120) -> str:
     text = raw[:limit].decode("utf-8", errors="replace")
     return text + ("…" if len(raw) > limit else "")
@@ -127,7 +166,7 @@ def _value_at(raw: bytes, path: str) -> Any:
     """Best-effort lookup of the value at a msgspec error path like ``$.signals.Vehicle.Speed[1]``."""
     try:
         node: Any = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return _preview(raw)
     rest = path[1:]
     if rest.startswith(".signals.") and isinstance(node, dict) and isinstance(node.get("signals"), dict):

@@ -6,9 +6,13 @@ Rules (all tested in ``tests/twins/test_twin.py``):
   twin holds for a signal never overwrites it (ties keep the held value);
 * a repeated ``(vin, seq)`` is applied once: the twin remembers the highest
   ``seq`` and a 64-message window below it (anti-replay bitmask, as in IPsec);
-* a ``seq`` older than that window is counted as ``too_late`` and dropped, unless
-  its event time is newer than anything seen — then the producer restarted its
-  sequence (``seq_resets``) and the reading is applied;
+* a ``seq`` below that window, a ``seq`` already seen with another event time, or a
+  ``seq`` more than ``seq_jump_max`` above the highest is not taken at its word: if its
+  event time is newer than anything seen, the producer restarted its sequence
+  (``seq_resets``) and the reading is applied, else it is counted as ``too_late``;
+* a restart opens a new sequence epoch: readings with an event time at or before the
+  newest one of the old epoch (``seq_floor``) belong to that epoch, whose window is
+  gone, so they are ``too_late`` — a redelivery is never applied twice;
 * ``first_seen``/``last_seen`` are the oldest/newest applied event times;
 * operating history (``twins.history``) folds in every applied reading that is newer
   than the last one it saw, with the twin's merged values.
@@ -39,6 +43,8 @@ from twins.risk import RiskState
 from twins.signals import N_SIGNALS, SLOT
 
 SEQ_WINDOW = 64
+#: Default of the largest forward ``seq`` step taken as the next message (FLEET_SEQ_JUMP_MAX).
+SEQ_JUMP_MAX = 100_000
 _MASK = (1 << SEQ_WINDOW) - 1
 _UNSET = msgspec.UNSET
 _astuple = msgspec.structs.astuple
@@ -63,6 +69,8 @@ class Twin(msgspec.Struct, array_like=True, gc=False):
     maintenance: ComponentLog = msgspec.field(default_factory=ComponentLog)
     risk: RiskState | None = None
     alerts: AlertBook | None = None
+    #: Newest event time of the sequence epoch before the last restart (0: no restart yet).
+    seq_floor: int = 0
 
 
 def new_twin(vin: str) -> Twin:
@@ -101,7 +109,7 @@ def apply_many(twin: Twin, readings: Iterable[Reading]) -> Twin:
     return out
 
 
-def merge_into(twin: Twin, readings: Iterable[Reading]) -> None:
+def merge_into(twin: Twin, readings: Iterable[Reading], seq_jump_max: int = SEQ_JUMP_MAX) -> None:
     """Merge readings into ``twin`` **in place** (the batch hot path; callers own ``twin``).
 
     A reading newer than everything the twin holds (``ts > last_seen``, the common in-order
@@ -115,25 +123,30 @@ def merge_into(twin: Twin, readings: Iterable[Reading]) -> None:
         seq = r.seq
         ts = r.ts
         seq_max = twin.seq_max
-        if seq > seq_max:
+        if ts <= twin.seq_floor:  # from before the last restart: its window is gone
+            twin.n_too_late += 1
+            continue
+        if seq_max < seq <= seq_max + seq_jump_max or seq_max < 0:
             shift = seq - seq_max
             twin.seq_mask = ((twin.seq_mask << shift) | 1) & _MASK if shift < SEQ_WINDOW else 1
             twin.seq_max = seq
-        elif ts > twin.last_seen:
-            # Sequence went back while time went forward: the producer restarted.
-            twin.seq_max = seq
-            twin.seq_mask = 1
-            twin.n_seq_resets += 1
         else:
             age = seq_max - seq
-            if age >= SEQ_WINDOW:
-                twin.n_too_late += 1
-                continue
-            bit = 1 << age
-            if twin.seq_mask & bit:
+            bit = 1 << age if 0 <= age < SEQ_WINDOW else 0
+            if bit and not twin.seq_mask & bit:
+                twin.seq_mask |= bit  # inside the window, not seen yet
+            elif ts > twin.last_seen:
+                # A seq seen before, below the window or far ahead, with time going forward: the producer restarted.
+                twin.seq_floor = twin.last_seen
+                twin.seq_max = seq
+                twin.seq_mask = 1
+                twin.n_seq_resets += 1
+            elif bit:
                 twin.n_duplicate += 1
                 continue
-            twin.seq_mask |= bit
+            else:
+                twin.n_too_late += 1
+                continue
         signals = _astuple(r.signals)
         if ts > twin.last_seen:
             i = 0

@@ -21,7 +21,7 @@ import msgspec
 
 from twins.errors import InvalidReading
 from twins.geohash import VALID_CHARS
-from twins.reading import TS_MAX_MS, TS_MIN_MS, strict_decode
+from twins.reading import TS_MAX_MS, TS_MIN_MS, strict_decode, whole
 
 HOUR_MS = 3_600_000
 FORECAST_HOURS = 48
@@ -32,7 +32,7 @@ class WeatherRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One observation or forecast for one cell."""
 
     schema: Literal[1]  # type: ignore[valid-type]
-    cell: Annotated[str, msgspec.Meta(pattern=r"^[0-9b-hjkmnp-z]{1,12}$")]
+    cell: Annotated[str, msgspec.Meta(pattern=whole("[0-9b-hjkmnp-z]{1,12}"))]
     ts: Annotated[int, msgspec.Meta(ge=TS_MIN_MS, le=TS_MAX_MS)]
     issued: Annotated[int, msgspec.Meta(ge=TS_MIN_MS, le=TS_MAX_MS)]
     air_temp_c: Annotated[float, msgspec.Meta(ge=-90, le=60)]

@@ -19,12 +19,15 @@ is all a stream processor needs; the planner's ``state()`` is its table value.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from models.charging.planner import Planner
 from models.charging.results import SitePlan
 from models.charging.types import DemandResponseEvent, GridSignals, SessionRequest
+from twins.errors import InvalidReading
+from twins.reading import strict_decode
 
 __all__ = ["PlugIn", "PlugOut", "GridUpdate", "DemandResponse", "Tick", "ChargingMessage", "decode_message",
            "encode", "message_site", "apply"]
@@ -70,11 +73,21 @@ class Tick(msgspec.Struct, frozen=True, tag="tick", tag_field="type", forbid_unk
 ChargingMessage = PlugIn | PlugOut | GridUpdate | DemandResponse | Tick
 _decoder = msgspec.json.Decoder(ChargingMessage)
 _encoder = msgspec.json.Encoder()
+_object_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def decode_message(raw: bytes) -> ChargingMessage:
-    """Decode and validate one message (``msgspec.ValidationError``, a ValueError, names the bad field)."""
-    return _decoder.decode(raw)
+    """Decode and validate one message; :class:`~twins.errors.InvalidReading` names the field and value."""
+    return strict_decode(_decoder, raw)
+
+
+def decode_object(raw: bytes) -> dict[str, Any]:
+    """A message as a plain JSON object (to be completed before :func:`decode_message`); InvalidReading else."""
+    doc = strict_decode(_object_decoder, raw)
+    if not isinstance(doc.get("type"), str):
+        raise InvalidReading("a charging message needs a string field type (plug_in, plug_out, grid, dr_event)",
+                             "$.type", doc.get("type"))
+    return doc
 
 
 def encode(obj: ChargingMessage | SitePlan) -> bytes:

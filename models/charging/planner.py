@@ -26,6 +26,7 @@ energy with ``record_delivery``.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 
@@ -41,6 +42,9 @@ from models.charging.types import DemandResponseEvent, GridSignals, PlanConfig, 
 
 __all__ = ["Planner", "PlannerState"]
 
+
+
+log = logging.getLogger(__name__)
 
 class PlannerState(msgspec.Struct):
     """Everything a ``Planner`` needs to resume (store it in a table/changelog)."""
@@ -171,7 +175,10 @@ class Planner:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError(f"now must be a timezone-aware datetime, got {now!r}")
         if self._clock is not None and now < self._clock:
-            raise ValueError(f"now {now.isoformat()} is before the planner clock {self._clock.isoformat()}")
+            # Clocks disagree (a message stamped ahead of this worker, a worker whose clock went back): take
+            # ``now`` as the new clock; no energy is credited for the interval that never happened.
+            log.warning("site %s: %s is before the planner clock %s; re-anchoring the clock", self.site.id,
+                        now.isoformat(), self._clock.isoformat())
 
     def advance(self, now: datetime) -> None:
         """Credit the energy the current plan delivered between the last call and ``now``."""

@@ -27,6 +27,16 @@ from models.charging.policy import HealthPolicy
 __all__ = ["Charger", "Site", "SessionRequest", "Window", "DemandResponseEvent", "GridSignals", "PlanConfig"]
 
 
+#: Plausible energy prices: the European day-ahead market's floor (-500 per MWh) to 10x its usual peaks.
+PRICE_BOUNDS_PER_KWH = (-0.5, 5.0)
+#: Longest grid-signal series (a billing month and a few days) and most peak windows / DR events in one message.
+MAX_SIGNAL_MINUTES = 35 * 1440
+MAX_WINDOWS = 200
+MAX_DEMAND_CHARGE_PER_KW = 1_000.0
+#: Dirtiest grids emit ~1,000 g CO2/kWh (lignite); twice that is certainly a unit error.
+MAX_CARBON_G_PER_KWH = 2_000.0
+
+
 def _positive(owner: str, name: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValueError(f"{owner}.{name} must be > 0, got {value!r}")
@@ -228,14 +238,22 @@ class GridSignals(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         o = "GridSignals"
         _non_empty(o, "site_id", self.site_id)
         _aware(o, "start", self.start)
-        if not isinstance(self.slot_minutes, int) or self.slot_minutes <= 0:
-            raise ValueError(f"{o}.slot_minutes must be a positive integer, got {self.slot_minutes!r}")
+        if not isinstance(self.slot_minutes, int) or not 1 <= self.slot_minutes <= 1440 or 1440 % self.slot_minutes:
+            raise ValueError(f"{o}.slot_minutes must be a divisor of 1440 (1 to 1440 minutes), "
+                             f"got {self.slot_minutes!r}")
         if not self.prices_per_kwh:
             raise ValueError(f"{o}.prices_per_kwh must not be empty (site {self.site_id})")
-        bad = [p for p in self.prices_per_kwh if not math.isfinite(p)]
+        if len(self.prices_per_kwh) * self.slot_minutes > MAX_SIGNAL_MINUTES:
+            raise ValueError(f"{o}.prices_per_kwh has {len(self.prices_per_kwh)} slots of {self.slot_minutes} min; "
+                             f"at most {MAX_SIGNAL_MINUTES // 1440} days are accepted")
+        lo, hi = PRICE_BOUNDS_PER_KWH
+        bad = [(i, p) for i, p in enumerate(self.prices_per_kwh) if not (math.isfinite(p) and lo <= p <= hi)]
         if bad:
-            raise ValueError(f"{o}.prices_per_kwh must be finite, got {bad[0]!r}")
-        _non_negative(o, "demand_charge_per_kw", self.demand_charge_per_kw)
+            raise ValueError(f"{o}.prices_per_kwh[{bad[0][0]}] must be in [{lo:g}, {hi:g}] per kWh, got {bad[0][1]!r}")
+        _in_range(o, "demand_charge_per_kw", self.demand_charge_per_kw, 0.0, MAX_DEMAND_CHARGE_PER_KW)
+        if len(self.peak_windows) > MAX_WINDOWS or len(self.dr_events) > MAX_WINDOWS:
+            raise ValueError(f"{o}: at most {MAX_WINDOWS} peak_windows and dr_events each, got "
+                             f"{len(self.peak_windows)} and {len(self.dr_events)}")
         if self.demand_charge_scope not in ("peak_windows", "all"):
             raise ValueError(f"{o}.demand_charge_scope must be 'peak_windows' or 'all', "
                              f"got {self.demand_charge_scope!r}")
@@ -243,9 +261,9 @@ class GridSignals(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if len(self.carbon_g_per_kwh) != len(self.prices_per_kwh):
                 raise ValueError(f"{o}.carbon_g_per_kwh has {len(self.carbon_g_per_kwh)} values, "
                                  f"prices_per_kwh has {len(self.prices_per_kwh)}")
-            neg = [c for c in self.carbon_g_per_kwh if not (math.isfinite(c) and c >= 0)]
+            neg = [c for c in self.carbon_g_per_kwh if not (math.isfinite(c) and 0 <= c <= MAX_CARBON_G_PER_KWH)]
             if neg:
-                raise ValueError(f"{o}.carbon_g_per_kwh must be finite and >= 0, got {neg[0]!r}")
+                raise ValueError(f"{o}.carbon_g_per_kwh must be in [0, {MAX_CARBON_G_PER_KWH:g}], got {neg[0]!r}")
         ids = [e.id for e in self.dr_events]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{o}.dr_events has duplicate ids {sorted(ids)}")

@@ -8,6 +8,7 @@ import pytest
 from models.charging import Planner, SitePlan
 from models.charging.messages import DemandResponse, PlugIn, PlugOut, Tick, apply, decode_message, encode
 from tests.charging._helpers import depot, evening_tou, hours, request
+from twins.errors import InvalidReading
 
 
 def test_json_messages_drive_a_planner_end_to_end():
@@ -32,10 +33,11 @@ def test_json_messages_drive_a_planner_end_to_end():
 
 
 def test_bad_messages_fail_loudly():
-    with pytest.raises(msgspec.ValidationError, match="cap_kw must be >= 0"):
+    with pytest.raises(InvalidReading, match="cap_kw must be >= 0") as bad:
         decode_message(b'{"type":"dr_event","site_id":"s","event":{"id":"x","start":"2026-03-03T21:00:00Z",'
                        b'"end":"2026-03-03T22:00:00Z","cap_kw":-1},"at":"2026-03-03T20:00:00Z"}')
-    with pytest.raises(msgspec.ValidationError, match="Invalid value 'charge'"):
+    assert bad.value.field == "$.event"
+    with pytest.raises(InvalidReading, match="Invalid value 'charge'"):
         decode_message(b'{"type":"charge","site_id":"s","at":"2026-03-03T20:00:00Z"}')
     pl = Planner(depot(10.0), evening_tou())
     with pytest.raises(ValueError, match="message for site 'other'"):

@@ -108,10 +108,18 @@ def test_realised_peak_becomes_the_demand_charge_floor():
     assert p2.metrics.unmet_kwh == 0.0
 
 
-def test_time_must_not_go_backwards_and_site_must_match():
-    _, _, pl, _ = three_cars_planner()
-    with pytest.raises(ValueError, match="before the planner clock"):
-        pl.tick(hours(4))
+def test_a_clock_that_goes_back_is_re_anchored_and_site_must_match(caplog):
+    _, reqs, pl, _ = three_cars_planner()
+    pl.advance(hours(6))
+    delivered = [pl.delivered_kwh(r.vin) for r in reqs]
+    assert sum(delivered) > 0
+    with caplog.at_level("WARNING"):
+        plan = pl.plug_out("V0", hours(5.5))  # stamped before the planner clock: no exception
+    assert "re-anchoring the clock" in caplog.text
+    assert [pl.delivered_kwh(r.vin) for r in reqs[1:]] == delivered[1:]  # nothing credited for going back
+    assert plan.metrics.unmet_kwh == 0.0
+    pl.advance(hours(6))  # from the re-anchored clock on, time counts again
+    assert sum(pl.delivered_kwh(r.vin) for r in reqs[1:]) > sum(delivered[1:]) + 1.0
     other = request("X", 5.0, 9.0)
     with pytest.raises(ValueError, match="site_id"):
         pl.plug_in(msgspec.structs.replace(other, site_id="elsewhere"), hours(6))

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams import metrics
 from streams.settings import Settings
-from streams.worker_metrics import RiskDistribution, init_counters, known_label_sets
+from streams.worker_metrics import RiskDistribution
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
@@ -17,8 +17,11 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
 
 
 def test_every_labelled_counter_exists_at_zero_before_its_first_event():
-    settings = Settings(topic_telemetry_dlq="t.dlq", topic_weather_dlq="w.dlq")
-    init_counters(settings)
+    from streams.app import create_app
+    from twins.decoding import REASONS
+
+    settings = Settings(kafka_bootstrap="localhost:9", topic_telemetry="t", topic_weather="w")
+    create_app(settings)  # what a worker does at start-up
     text = metrics.render().decode()
     counters = [f for f in text_string_to_metric_families(text) if f.type == "counter" and f.name.startswith("fleet_")]
     assert len(counters) >= 10
@@ -29,10 +32,10 @@ def test_every_labelled_counter_exists_at_zero_before_its_first_event():
     opened = [lbl for lbl, _ in samples(text, "fleet_alert_records_total")]
     assert {"event": "opened", "severity": "critical", "rule_kind": "risk"} in opened
     assert len(opened) == 4 * 4 * 4
-    dlq = {tuple(sorted(lbl.items())) for lbl, _ in samples(text, "fleet_dlq_records_total")}
-    want = {tuple(sorted((k, v) for k, v in ls.items() if k in metrics.DLQ_OUT._labelnames))
-            for ls in known_label_sets(settings)[metrics.DLQ_OUT]}
-    assert want <= dlq
+    dlq = {(lbl["topic"], lbl["reason"]) for lbl, _ in samples(text, "fleet_dlq_records_total")}
+    for topic in ("t", "w", settings.topic_maintenance, settings.topic_charging_requests, settings.topic_grid):
+        assert {(topic, r) for r in REASONS} <= dlq, topic
+    assert all(v == 0 for lbl, v in samples(text, "fleet_dlq_records_total") if lbl["topic"] in ("t", "w"))
 
 
 def test_risk_distribution_buckets_are_cumulative_and_count_every_score():

@@ -36,7 +36,8 @@ def test_request_and_grid_signal_produce_schedules(stack: Stack, tmp_path):
     stack.settings = stack.settings.model_copy(update={"charging_sites": sites})
     port = stack.start_worker()
     s = stack.settings
-    t0 = datetime.now(TZ).replace(hour=12, minute=0, second=0, microsecond=0)
+    # yesterday noon: every message time lies in the past (times ahead of the worker's clock are dead-lettered)
+    t0 = (datetime.now(TZ) - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
     # the twin knows the vehicle: a Bolt EV at 25 % SoC (the request below omits SoC, capacity and power)
     send(stack, s.topic_telemetry, VIN, {"schema": 1, "vin": VIN, "ts": int(t0.timestamp() * 1000), "seq": 0,
                                          "signals": {"Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": 25.0,
@@ -109,5 +110,6 @@ def test_request_and_grid_signal_produce_schedules(stack: Stack, tmp_path):
                         "fleet_charging_site_cap_kw": pytest.approx(max(body["cap_kw"])),
                         "fleet_charging_site_cap_excess_kw": pytest.approx(m["max_cap_excess_kw"])}
     assert http_get(stack.url(port, "/sites/elsewhere/schedule"))[0] == 404
-    wait_until(lambda: 'fleet_dlq_records_total{reason="InvalidCharging"} 1.0' in http_get(stack.url(port, "/metrics"))[1],
+    dead = f'fleet_dlq_records_total{{reason="unknown_site",topic="{s.topic_charging_requests}"}} 1.0'
+    wait_until(lambda: dead in http_get(stack.url(port, "/metrics"))[1],
                30, what="the unknown site's message dead-lettered")

@@ -154,7 +154,7 @@ def test_invalid_records_go_to_dlq_and_worker_keeps_going(stack: Stack):
     h = by_value[json.dumps(bad_range).encode()]
     assert h["dlq.field"] == "$.signals.Vehicle.Speed" and "999.0" in h["dlq.reason"] and h["dlq.value"] == "999.0"
     h = by_value[json.dumps({**good, "seq": 5}).encode()]
-    assert h["dlq.error"] == "KeyMismatch" and "WRONGKEY" in h["dlq.reason"]
+    assert h["dlq.error"] == "key_mismatch" and "WRONGKEY" in h["dlq.reason"]
     metrics = http_get(stack.url(port, "/metrics"))[1]
     assert 'fleet_records_in_total{outcome="invalid"} 3.0' in metrics
     assert 'fleet_records_in_total{outcome="applied"} 2.0' in metrics

@@ -3,9 +3,12 @@
 A seeded simulated stream (4 vehicles, ~2.5 days at 1/min, so days roll and the ring fills)
 is perturbed with duplicates, swapped (out-of-order) readings, too-late replays and a
 producer restart, merged, and the resulting twin state digested. ``GOLDEN`` was produced
-by the implementation before the fast-path changes (commit 6c040d3); floats are rounded to
-12 significant digits so a last-bit difference of a platform's ``exp``/``pow`` does not
-count as a change of results.
+by the implementation before the fast-path changes (commit 6c040d3) and changed once since, on
+purpose, by the sequence-epoch fix (issue 14): five replays of the restarted vehicle's readings
+from before its restart were applied a second time (each also counted a spurious restart); they
+are now ``too_late`` (``test_replays_from_before_a_restart_are_not_applied_again`` checks the
+counts). Floats are rounded to 12 significant digits so a last-bit difference of a platform's
+``exp``/``pow`` does not count as a change of results.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from models.simulation import FleetSimulator
 from twins.reading import reading_from_dict
 from twins.twin import merge_into, new_twin
 
-GOLDEN = "087fb36c0aaa6183e8834b4c570e2d60021e5f9cca46bd4d21fb9cb561a35ede"
+GOLDEN = "b5fe2349e1c3466f23809e180f6c0ccec7e279f18b776a874e1a2fc3d4fbc072"
 STATE_FIELDS = ("values", "times", "first_seen", "last_seen", "seq_max", "seq_mask", "n_applied", "n_duplicate",
                 "n_too_late", "n_seq_resets")
 #: History parts compared by name, so a component added later does not change the digest.
@@ -83,3 +86,12 @@ def stream_digest(merge: Any = merge_into, make: Any = new_twin, parse: Any = re
 
 def test_merge_and_history_results_are_unchanged():
     assert stream_digest() == GOLDEN
+
+
+def test_replays_from_before_a_restart_are_not_applied_again():
+    stream = perturbed_stream()
+    restarted = stream[0]["vin"]
+    twin = new_twin(restarted)
+    merge_into(twin, [reading_from_dict(m) for m in stream if m["vin"] == restarted])
+    # before the fix: (3609, 6, 10) -- five replays of pre-restart readings applied a second time
+    assert (twin.n_applied, twin.n_too_late, twin.n_seq_resets) == (3604, 11, 5)

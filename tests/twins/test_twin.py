@@ -156,3 +156,32 @@ def test_history_follows_in_order_readings_and_skips_late_ones():
     assert features(late.history)["inv_temp_peak_c"] == 90.0
     assert features(late.history)["history_updates"] == 10
     assert features(t.history)["history_updates"] == 10  # input twin untouched
+
+
+def test_repeated_seq_with_newer_ts_then_redelivery_is_not_applied_twice():
+    """Issue 14: a seq seen before with a newer time is a restart; a redelivery from before it stays out."""
+    first = [rd(s, T0 + s * 1000, speed=float(s)) for s in range(10)]
+    t = apply_many(new_twin(VIN), first)
+    t = apply(t, rd(9, T0 + 60_000, speed=99.0))   # same seq, newer time: the producer restarted at 9
+    assert t.n_seq_resets == 1 and t.n_applied == 11
+    again = apply_many(t, first)                    # the whole first epoch redelivered
+    assert again.n_applied == 11 and again.n_too_late + again.n_duplicate == 10
+    assert signal_value(again, SPEED) == 99.0
+
+
+def test_seq_jump_beyond_the_window_is_a_restart_not_a_new_maximum():
+    t = apply_many(new_twin(VIN), [rd(s, T0 + s * 1000, speed=1.0) for s in range(5)])
+    t = apply(t, rd(2**63 - 1, T0 + 5_000, speed=2.0))   # a hostile or corrupt seq
+    assert t.n_seq_resets == 1
+    later = apply_many(t, [rd(s, T0 + s * 1000 + 500, speed=float(s)) for s in range(5, 10)])
+    assert later.n_too_late == 0 and later.n_applied == t.n_applied + 5   # the vehicle's data keeps flowing
+    assert signal_value(later, SPEED) == 9.0 and later.seq_max == 9
+
+
+def test_seq_jump_window_is_a_parameter():
+    t = apply_many(new_twin(VIN), [rd(0, T0), rd(1, T0 + 1000)])
+    from twins.twin import merge_into
+    merge_into(t, [rd(1 + 100, T0 + 500, speed=5.0)], seq_jump_max=64)   # jump of 100 > 64, older time
+    assert t.n_too_late == 1 and t.seq_max == 1
+    merge_into(t, [rd(1 + 50, T0 + 500, speed=5.0)], seq_jump_max=64)    # jump of 50: next message
+    assert t.seq_max == 51 and t.n_applied == 3
