@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 SUBSCRIBER_QUEUE = 1_000
 
 
+def active_key(alert: Alert) -> tuple[str, str, str]:
+    """Labels of an active alert in ``fleet_alerts_active``: severity, component, region (2-character
+    geohash prefix, about 1,250 km x 625 km, so the label stays bounded; ``""`` when unknown)."""
+    return alert.severity, alert.component, (alert.region or "")[:2]
+
+
 class AlertFeed:
     """Materialised alerts view of one worker process."""
 
@@ -40,8 +46,9 @@ class AlertFeed:
         self.verify_end_offsets = verify_end_offsets
         self.client_kwargs = client_kwargs
         self.latest: dict[str, Alert] = {}
-        #: open + acknowledged alerts per severity
-        self.active: dict[str, int] = {}
+        #: open + acknowledged alerts per partition, by (severity, component, region prefix); the
+        #: metrics export only the partitions this worker owns (:mod:`streams.worker_metrics`)
+        self.active: dict[int, dict[tuple[str, str, str], int]] = {}
         #: next offset to read, per partition
         self.position: dict[int, int] = {}
         self.subscribers: set[asyncio.Queue[Alert]] = set()
@@ -90,17 +97,17 @@ class AlertFeed:
             if old is not None and old.revision >= alert.revision:
                 continue
             self.latest[alert.alert_id] = alert
+            active = self.active.setdefault(rec.partition, {})
             if old is not None and old.status != "resolved":
-                self.active[old.severity] -= 1
+                active[active_key(old)] -= 1
             if alert.status != "resolved":
-                self.active[alert.severity] = self.active.get(alert.severity, 0) + 1
+                key = active_key(alert)
+                active[key] = active.get(key, 0) + 1
             for q in list(self.subscribers):
                 try:
                     q.put_nowait(alert)
                 except asyncio.QueueFull:  # a stalled client: dropped (its stream closes) rather than unbounded
                     self.unsubscribe(q)
-        for level, n in self.active.items():
-            metrics.ALERTS_ACTIVE.labels(level).set(n)
 
     def prune(self, now_ms: int) -> int:
         """Forget alerts resolved longer ago than the retention; returns how many."""

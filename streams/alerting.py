@@ -38,7 +38,7 @@ from twins.alerts.rules import DEFAULT_RULES, RuleSet, RulesError, load_rules
 from twins.alerts.state import Alert, AlertBook, encode_alert
 from twins.errors import ConfigurationError, FleetAssuranceError
 from twins.reading import Reading
-from twins.twin import Twin, copy_alerts, new_twin
+from twins.twin import Twin, copy_alerts, is_stale, new_twin
 from twins.weather import context as weather_context
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,8 @@ class AlertService:
         keys = [k for k, v in ingest.table.data.items() if v is not None]
         keys += [vin.encode() for vin in ingest.dirty]
         seen: set[bytes] = set()
-        published = 0
+        published = vehicles = stale = 0
+        stale_ms = self.app.fleet_settings.stale_after_ms
         for i in range(0, len(keys), SWEEP_CHUNK):
             async with ingest._lock:
                 out: list[Alert] = []
@@ -273,6 +274,8 @@ class AlertService:
                     twin = ingest.get_twin(vin)
                     if twin is None:
                         continue
+                    vehicles += 1
+                    stale += is_stale(twin, now_ms, stale_ms)
                     book = self.book_of(twin)
                     recs = engine.retire_unknown(book, rules, now_ms) if book.active else []
                     if rules.staleness:
@@ -285,6 +288,8 @@ class AlertService:
                     await self.publish(out)
                     published += len(out)
             await asyncio.sleep(0)
+        metrics.VEHICLES.labels("stale").set(stale)  # the owned partitions' vehicles: sum over workers = fleet
+        metrics.VEHICLES.labels("live").set(vehicles - stale)
         return published
 
     async def run(self) -> None:

@@ -25,6 +25,7 @@ from streams.risk_scoring import RiskScorer
 from streams.settings import Settings
 from streams.vehicle_registry import load_registry
 from streams.weather_feed import register_weather
+from streams.worker_metrics import register_worker_metrics
 from twins.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,14 @@ class FleetApp(faust.App):
 
 
 def _credentials(settings: Settings) -> Any:
+    """Faust broker credentials: TLS (system CAs, or the file in ``SSL_CERT_FILE``) for SSL and SASL_SSL."""
+    tls = ssl.create_default_context() if settings.kafka_security_protocol.endswith("SSL") else None
     if not settings.kafka_sasl_mechanism:
-        return None
+        return faust.SSLCredentials(tls) if tls is not None else None
     password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
     return faust.SASLCredentials(
         username=settings.kafka_sasl_username, password=password, mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=None,
+        ssl_context=tls,
     )
 
 
@@ -186,6 +189,7 @@ def create_app(settings: Settings) -> FleetApp:
         await app.ingest.run_flusher()
 
     register_alerting(app, settings)
+    register_worker_metrics(app, settings)
 
     app.scorer = RiskScorer(app, settings.risk_model_dir, settings.risk_score_interval_s, settings.risk_score_tick_s,
                             settings.risk_reload_s, settings.risk_batch_max, registry.in_service_ms)

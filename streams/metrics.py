@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Gauge,
+                               Histogram, Info, generate_latest)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # process_*, python_info, python_gc_*
+    REGISTRY.register(_collector)
 
 RECORDS_IN = Counter(
     "fleet_records_in_total",
@@ -66,14 +69,16 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 ALERT_RECORDS = Counter("fleet_alert_records_total", "Alert state changes published to the alerts topic.",
                         ["event", "severity", "rule_kind"], registry=REGISTRY)
-ALERTS_ACTIVE = Gauge("fleet_alerts_active", "Open and acknowledged alerts in the alerts view, by severity.",
-                      ["severity"], registry=REGISTRY)
 ALERT_RULES_ERRORS = Counter("fleet_alert_rules_errors_total",
                              "Rules files rejected on reload (the running rules stay in force).", registry=REGISTRY)
 ALERT_RULES_INFO = Info("fleet_alert_rules", "The alert rules version in force.", registry=REGISTRY)
 ALERT_LATENCY_SECONDS = Histogram(
     "fleet_alert_event_latency_seconds", "Event time of the triggering reading to publication of the alert (signal and "
     "DTC rules).", buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+VEHICLES = Gauge("fleet_vehicles", "Vehicles of this worker's partitions at the last staleness sweep, by state "
+                 "(stale = silent longer than FLEET_STALE_AFTER_S).", ["state"], registry=REGISTRY)
+for _state in ("live", "stale"):
+    VEHICLES.labels(_state)
 SSE_CLIENTS = Gauge("fleet_alert_stream_clients", "Clients connected to GET /alerts/stream.", registry=REGISTRY)
 AUDIT_RECORDS = Counter("fleet_audit_records_total", "Audit records written, by action and outcome.",
                         ["action", "outcome"], registry=REGISTRY)

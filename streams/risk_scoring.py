@@ -31,6 +31,7 @@ from models.risk.record_scoring import RiskEncoder, score_records, warm_up
 from models.risk.scoring import component_ages, score_twins
 from models.risk.twin_records import RecordBuffer, TwinRecords
 from streams import metrics
+from streams.worker_metrics import RISK_SCORES
 from twins.alerts.engine import rescale_array
 from twins.twin import decode_twin
 
@@ -188,7 +189,9 @@ class RiskScorer:
         n = len(twins) + len(vins)
         metrics.RISK_SCORED.inc(n)
         metrics.RISK_BATCH_SECONDS.observe(elapsed)
-        top = np.concatenate(proba).max(axis=0)
+        everything = np.concatenate(proba)
+        RISK_SCORES.observe(models.components, everything)
+        top = everything.max(axis=0)
         for k, c in enumerate(models.components):
             metrics.RISK_MAX.labels(c).set(float(top[k]))
         return n

@@ -7,6 +7,7 @@ with their own partition count, so we never rely on auto-creation.
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -72,6 +73,8 @@ def admin_client(settings: Settings, bootstrap: str, timeout_s: float = 30.0) ->
 def client_security(settings: Settings) -> dict[str, object]:
     """kafka-python security keyword arguments from settings."""
     kw: dict[str, object] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.endswith("SSL"):
+        kw["ssl_context"] = ssl.create_default_context()  # system CAs, or the file in SSL_CERT_FILE
     if settings.kafka_sasl_mechanism:
         kw["sasl_mechanism"] = settings.kafka_sasl_mechanism
         kw["sasl_plain_username"] = settings.kafka_sasl_username

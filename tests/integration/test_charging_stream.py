@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Stack, http_get, wait_until
 
@@ -103,6 +104,11 @@ def test_request_and_grid_signal_produce_schedules(stack: Stack, tmp_path):
     assert status == 200 and body["trigger"] == replan["trigger"]
     status, m = http_get(stack.url(port, "/sites/depot-a/plan-metrics"))
     assert status == 200 and m["vehicles"] == 2 and m["unmet_vehicles"] == 0 and m["peak_kw"] <= 30.0 + 1e-6
+    exported = {s.name: s.value for f in text_string_to_metric_families(http_get(stack.url(port, "/metrics"))[1])
+                for s in f.samples if s.name.startswith("fleet_charging_site_") and s.labels == {"site": "depot-a"}}
+    assert exported == {"fleet_charging_site_peak_kw": pytest.approx(m["peak_kw"]),
+                        "fleet_charging_site_cap_kw": pytest.approx(max(body["cap_kw"])),
+                        "fleet_charging_site_cap_excess_kw": pytest.approx(m["max_cap_excess_kw"])}
     assert http_get(stack.url(port, "/sites/elsewhere/schedule"))[0] == 404
     dead = f'fleet_dlq_records_total{{reason="unknown_site",topic="{s.topic_charging_requests}"}} 1.0'
     wait_until(lambda: dead in http_get(stack.url(port, "/metrics"))[1],

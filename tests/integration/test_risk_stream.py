@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 from threadpoolctl import threadpool_limits
 
 from models.risk.synthetic import write_synthetic_history
@@ -89,6 +90,18 @@ def test_stream_scores_and_ranks_stressed_vehicles_first(stack: Stack, trained):
     assert inverter["probability"] == pytest.approx(probs[vin], abs=1e-6)
     assert inverter["horizon_days"] == 20 and len(inverter["top_features"]) == 3
     assert detail["model_version"] == version
+    # every scoring lands in the risk histogram once per component; the build info names the model in force
+    exposed = {(m.name, m.labels.get("component"), m.labels.get("le")): m for f in
+               text_string_to_metric_families(http_get(stack.url(port, "/metrics"))[1]) for m in f.samples}
+    scored = exposed[("fleet_risk_scored_total", None, None)].value
+    assert scored >= len(truth.vins)
+    for c in (row["component"] for row in detail["components"]):
+        assert exposed[("fleet_risk_probability_count", c, None)].value == scored, c
+        assert exposed[("fleet_risk_probability_bucket", c, "+Inf")].value == scored, c
+        assert 0 <= exposed[("fleet_risk_probability_sum", c, None)].value <= scored, c
+    assert exposed[("fleet_risk_probability_sum", "inverter", None)].value > 0
+    build = next(m for (name, _, _), m in exposed.items() if name == "fleet_build_info")
+    assert build.labels["risk_model"] == version
 
     # a new version in the model directory is picked up without a restart
     meta = json.loads((artifact / "metadata.json").read_text())
