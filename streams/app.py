@@ -115,7 +115,7 @@ def create_app(settings: Settings) -> FleetApp:
         store=settings.store,
         datadir=str(settings.data_dir),
         web_host=settings.web_host,
-        web_bind=settings.web_host,
+        web_bind=settings.web_bind or settings.web_host,
         web_port=settings.web_port,
         web_ssl_context=_web_tls(settings),
         canonical_url=f"{'https' if settings.web_tls_cert_file else 'http'}://{settings.web_host}:{settings.web_port}",

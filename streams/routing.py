@@ -23,6 +23,9 @@ from streams.http_input import read_body
 from streams.ingest import partition_of
 
 RETRY_AFTER_S = 2
+CAUSES = ("rebalancing", "recovering", "not_assigned", "owner_unreachable", "replaying")
+for _cause in CAUSES:  # every series at 0 from start-up
+    metrics.ROUTE_UNAVAILABLE.labels(_cause)
 FORWARD_TIMEOUT_S = 5.0
 #: set on a request one worker forwards to another; a worker never forwards such a request again
 FORWARDED_BY = "X-Fleet-Forwarded-By"

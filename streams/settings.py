@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var/worker")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_bind: str | None = Field(
+        None, description="Address the API listens on; unset = FLEET_WEB_HOST. 0.0.0.0 (all interfaces) only on "
+                          "purpose, e.g. in a pod whose FLEET_WEB_HOST is its DNS name.")
     web_tls_cert_file: Path | None = Field(None, description="PEM certificate: serve the API over HTTPS.")
     web_tls_key_file: Path | None = Field(None, description="PEM private key of FLEET_WEB_TLS_CERT_FILE.")
 

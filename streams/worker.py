@@ -50,7 +50,7 @@ def run_worker(settings: Settings) -> None:
 
         from streams.metrics import REGISTRY
 
-        start_http_server(settings.metrics_port, addr=settings.web_host, registry=REGISTRY)
+        start_http_server(settings.metrics_port, addr=settings.web_bind or settings.web_host, registry=REGISTRY)
     logging.getLogger("faust").setLevel(settings.log_level.upper().replace("CRIT", "CRITICAL").replace("WARN", "WARNING"))
 
     async def _end_streams(_: Any) -> None:  # the web server waits for open handlers: end SSE streams first

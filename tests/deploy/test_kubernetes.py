@@ -5,6 +5,7 @@ with a valid value, commands that the CLI accepts."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import os
@@ -29,6 +30,7 @@ CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject"}  # CRDs: checked structurally 
 #: created by the operator before `kubectl apply` (README "Deploy"), so absent from the render
 EXTERNAL = {("Secret", "fleet-kafka-credentials"), ("ConfigMap", "fleet-alert-rules")}
 SECRET_KEYS = {"FLEET_KAFKA_SASL_USERNAME": "fleet", "FLEET_KAFKA_SASL_PASSWORD": "example"}
+SECRET_VALUES = {"hs256-secret": "an-example-secret-of-at-least-32-characters"}  # Secrets made by hand
 OVERLAYS = ["dev", "production", "production+keda"]
 
 
@@ -70,7 +72,13 @@ def fleet_env(objs: tuple[dict[str, Any], ...], container: dict[str, Any]) -> di
         elif src["secretRef"]["name"] == "fleet-kafka-credentials":
             env |= SECRET_KEYS
     for var in container.get("env", []):
-        env[var["name"]] = var.get("value", "")
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if ref:  # a generated Secret's name carries kustomize's hash suffix
+            secret = next((o for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == ref["name"]), None)
+            env[var["name"]] = (base64.b64decode(secret["data"][ref["key"]]).decode() if secret is not None
+                                else SECRET_VALUES[ref["key"]])
+        else:
+            env[var["name"]] = var.get("value", "")
     return {k: v for k, v in env.items() if k.startswith("FLEET_")}
 
 
@@ -98,7 +106,7 @@ def test_the_schema_check_catches_a_typo():
 def worker_routes() -> set[str]:
     from streams.app import create_app
 
-    return set(create_app(Settings(kafka_bootstrap="localhost:9")).web.views)
+    return set(create_app(Settings(kafka_bootstrap="localhost:9", auth_hs256_secret="s" * 32)).web.views)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS[:2])
@@ -110,6 +118,7 @@ def test_workers_probes_ports_storage_and_routing_agree_with_the_code(overlay):
     env = fleet_env(objs, worker)
     settings = Settings(**{k.removeprefix("FLEET_").lower(): v for k, v in env.items()
                            if k != "FLEET_WEB_HOST"})
+    assert env["FLEET_WEB_BIND"] == "0.0.0.0" and settings.auth_hs256_secret is not None
     ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
     assert ports == {"http": settings.web_port}
     routes = worker_routes()

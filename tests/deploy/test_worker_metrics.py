@@ -20,7 +20,7 @@ def test_every_labelled_counter_exists_at_zero_before_its_first_event():
     from streams.app import create_app
     from twins.decoding import REASONS
 
-    settings = Settings(kafka_bootstrap="localhost:9", topic_telemetry="t", topic_weather="w")
+    settings = Settings(kafka_bootstrap="localhost:9", topic_telemetry="t", topic_weather="w", auth_hs256_secret="s" * 32)
     create_app(settings)  # what a worker does at start-up
     text = metrics.render().decode()
     counters = [f for f in text_string_to_metric_families(text) if f.type == "counter" and f.name.startswith("fleet_")]
