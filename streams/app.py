@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -15,10 +16,14 @@ from streams.charging import register_charging
 from streams.dead_letter import DeadLetters
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
 from streams.ingest import TwinIngest
+from streams.kafka_security import describe, faust_credentials
 from streams.risk_scoring import RiskScorer
 from streams.settings import Settings
+from streams.signing_keys import SigningKeys
 from streams.vehicle_registry import load_registry
 from streams.weather_feed import register_weather
+
+log = logging.getLogger(__name__)
 
 
 class FleetApp(faust.App):
@@ -50,13 +55,8 @@ class FleetApp(faust.App):
 
 
 def _credentials(settings: Settings) -> Any:
-    if not settings.kafka_sasl_mechanism:
-        return None
-    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username, password=password, mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=None,
-    )
+    """Faust's broker credentials: SASL and/or TLS from settings (:mod:`streams.kafka_security`)."""
+    return faust_credentials(settings)
 
 
 def create_app(settings: Settings) -> FleetApp:
@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> FleetApp:
         logging_config=None,
     )
     app.fleet_settings = settings
+    log.info("Kafka clients: %s", describe(settings))
     app.twins = app.Table(
         "twins",
         default=None,
@@ -125,6 +126,7 @@ def create_app(settings: Settings) -> FleetApp:
         limits=settings.input_limits,
         seq_jump_max=settings.seq_jump_max,
         in_service_ms=registry.in_service_ms,
+        signing=SigningKeys(settings.signing_mode, settings.signing_keys),
         consumer_getter=lambda: app.consumer,
         flush_interval_s=settings.twin_flush_interval_s,
         flush_max_dirty=settings.twin_flush_max_dirty,
