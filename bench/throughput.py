@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,12 +48,12 @@ def _py_spy() -> str:
     return str(local) if local.exists() else "py-spy"
 
 
-def service(broker: EmbeddedBroker, settings: Any, n: int, tmp: Path) -> dict[str, float]:
+def service(broker: EmbeddedBroker, settings: Any, n: int, tmp: Path, **env: str) -> dict[str, float]:
     """A worker process over the already-published topic, timed from its first consumed record to the last.
 
     The worker runs the whole pipeline: twins, history, risk scoring (demo model) and alert rules.
     """
-    worker = Worker(broker, settings, tmp, **full_pipeline_env(tmp))
+    worker = Worker(broker, settings, tmp, **full_pipeline_env(tmp), **env)
     spy = None
     if os.environ.get("BENCH_PROFILE"):
         gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") else []  # only samples holding the GIL
@@ -70,6 +71,9 @@ def service(broker: EmbeddedBroker, settings: Any, n: int, tmp: Path) -> dict[st
             time.sleep(0.02)
         t_last = worker.wait_consumed(n)
         elapsed = t_last - t_first
+        invalid = re.search(r'^fleet_records_in_total\{outcome="invalid"\} ([0-9.e+]+)$', worker.metrics(), re.M)
+        if invalid and float(invalid.group(1)):  # every record must have been applied (e.g. signatures valid)
+            raise RuntimeError(f"{invalid.group(1)} records dead-lettered; see {worker.log_path}")
         return {"records": n - first, "seconds": elapsed, "records_per_s": (n - first) / elapsed}
     finally:
         if spy is not None:
@@ -95,13 +99,45 @@ def core(messages: list[tuple[bytes, bytes]]) -> dict[str, float]:
     return {"records": len(messages), "seconds": elapsed, "records_per_s": len(messages) / elapsed}
 
 
-def run(broker: EmbeddedBroker, messages: list[tuple[bytes, bytes]], tmp: Path) -> dict[str, Any]:
-    """Publish once; measure ceiling, service and core on the same records."""
+def signing_keys(messages: list[tuple[bytes, bytes]], tmp: Path) -> tuple[Path, list[list[tuple[str, bytes]]]]:
+    """A keys file with one key per vehicle (``twins.signing``) and every message's signature headers."""
+    import base64
+    import hashlib
+    import json
+
+    from twins.signing import parse_keyring
+
+    vins = sorted({k for k, _ in messages})
+    doc = {"keys": [{"kid": f"veh-{v.decode()}", "secret": base64.b64encode(hashlib.sha256(v).digest()).decode(),
+                     "vins": [v.decode()]} for v in vins]}
+    path = tmp / "bench-signing-keys.json"
+    path.write_text(json.dumps(doc))
+    ring = parse_keyring(path.read_bytes())
+    return path, [ring.sign(k, v, 0) for k, v in messages]
+
+
+def measure(broker: EmbeddedBroker, messages: list[tuple[bytes, bytes]], tmp: Path, signed: bool) -> dict[str, Any]:
+    """Publish once (signed: with ``fleet-kid``/``fleet-sig`` headers); ceiling and service on the same records."""
     settings = fresh_settings(broker)
-    out: dict[str, Any] = {"publish_records_per_s": round(asyncio.run(publish(broker.bootstrap,
-                                                                              settings.topic_telemetry, messages)))}
+    env: dict[str, str] = {}
+    headers = None
+    if signed:
+        keys, headers = signing_keys(messages, tmp)
+        env = {"FLEET_SIGNING_MODE": "require", "FLEET_SIGNING_KEYS": str(keys)}
+    out: dict[str, Any] = {"publish_records_per_s": round(asyncio.run(
+        publish(broker.bootstrap, settings.topic_telemetry, messages, headers)))}
     out["ceiling"] = asyncio.run(ceiling(broker.bootstrap, settings.topic_telemetry, len(messages)))
-    out["service"] = service(broker, settings, len(messages), tmp)
-    out["core"] = core(messages)
+    out["service"] = service(broker, settings, len(messages), tmp, **env)
     out["ratio_service_to_ceiling"] = out["service"]["records_per_s"] / out["ceiling"]["records_per_s"]
+    return out
+
+
+def run(broker: EmbeddedBroker, messages: list[tuple[bytes, bytes]], tmp: Path) -> dict[str, Any]:
+    """Ceiling and service on unsigned records, then on signed ones with ``FLEET_SIGNING_MODE=require``; core."""
+    out = measure(broker, messages, tmp, signed=False)
+    out["core"] = core(messages)
+    signed = measure(broker, messages, tmp, signed=True)
+    out["signed"] = signed
+    # how much of the service/ceiling ratio signature verification costs (issue 16 budget: at most 10 %)
+    out["signed_ratio_change"] = signed["ratio_service_to_ceiling"] / out["ratio_service_to_ceiling"] - 1.0
     return out
