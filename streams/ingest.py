@@ -1,7 +1,9 @@
 """The telemetry fast path: fetched batch -> decode -> group by VIN -> merge -> coalesced table writes.
 
-Per fetched partition batch the handler decodes every record (msgspec, strict),
-sends invalid ones to the dead-letter topic, groups the rest by VIN and merges
+Per fetched partition batch the handler checks each record's signature when
+``FLEET_SIGNING_MODE`` asks for it (``twins.signing``, one verifier per batch, before
+the value is parsed), decodes every record (msgspec, strict), sends invalid ones to the
+dead-letter topic, groups the rest by VIN and merges
 each group into the VIN's twin with the pure ``twins.twin.merge_into``. Changed
 twins stay in a dirty cache and are written to the changelog-backed table once
 per flush interval, so a vehicle sending ten records in that interval costs one
