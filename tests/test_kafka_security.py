@@ -140,3 +140,11 @@ def test_the_acl_example_covers_every_topic_the_service_uses():
     for spec in topic_specs(defaults):
         assert spec.name in named or spec.name.startswith(defaults.app_id + "-"), spec.name
     assert "--group \"$APP_ID\"" in script and "transactional-id" not in script
+
+
+def test_doctests():
+    import doctest
+
+    import streams.kafka_security
+
+    assert doctest.testmod(streams.kafka_security).failed == 0
