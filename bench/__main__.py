@@ -77,6 +77,7 @@ def render(r: dict[str, Any]) -> str:
         f"scoring (demo model) → changelog → commit | "
         f"{t['service']['records_per_s']:,.0f} | {t['ratio_service_to_ceiling']:.2f} |",
         f"| core: decode + merge in-process, no Kafka | {t['core']['records_per_s']:,.0f} | – |",
+        *_signed_rows(t),
         "",
         f"## Latency at {lat['offered_records_per_s']:,.0f} records/s offered (50 % of the service maximum)",
         "",
@@ -101,6 +102,22 @@ def render(r: dict[str, Any]) -> str:
         "",
         *_scoring_and_charging(r),
     ])
+
+
+def _signed_rows(t: dict[str, Any]) -> list[str]:
+    sg = t.get("signed")
+    if not sg:
+        return []
+    return [
+        f"| ceiling on the same records signed (`fleet-kid`/`fleet-sig` headers, one key per vehicle) | "
+        f"{sg['ceiling']['records_per_s']:,.0f} | 1.00 |",
+        f"| service with `FLEET_SIGNING_MODE=require` (HMAC-SHA256 of every record checked) | "
+        f"{sg['service']['records_per_s']:,.0f} | {sg['ratio_service_to_ceiling']:.2f} |",
+        "",
+        f"Signature verification changes the service/ceiling ratio by {t['signed_ratio_change']:+.1%} "
+        f"(by {t['signed_cpu_ratio_change']:+.1%} counted in CPU time; measured side by side in this run; the "
+        "budget is −10 %).",
+    ]
 
 
 def _alert_line(a: dict[str, Any] | None) -> str:

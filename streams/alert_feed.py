@@ -125,7 +125,8 @@ class AlertFeed:
         tps = [TopicPartition(self.topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps)
         if self.verify_end_offsets:
-            fixed = await probe_end_offsets(self.bootstrap, {TP(t.topic, t.partition): o for t, o in ends.items()})
+            fixed = await probe_end_offsets(self.bootstrap, {TP(t.topic, t.partition): o for t, o in ends.items()},
+                                            client_kwargs=self.client_kwargs)
             return {tp.partition: o for tp, o in fixed.items()}
         return {t.partition: o for t, o in ends.items()}
 

@@ -323,13 +323,13 @@ class AlertService:
 
 def register_alerting(app: Any, settings: Any) -> AlertService:
     """Create the alerts topic handle, the feed and the service on ``app`` and start their tasks."""
-    from streams.topology import client_security
+    from streams.kafka_security import aiokafka_kwargs
 
     topic = app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=settings.partitions)
     feed = AlertFeed(settings.bootstrap_servers, settings.topic_alerts, settings.partitions,
                      settings.fetch_max_wait_ms, int(settings.alert_keep_resolved_h * 3_600_000),
-                     settings.verify_end_offsets, client_security(settings))
+                     settings.verify_end_offsets, aiokafka_kwargs(settings))
     service = AlertService(app, settings.alert_rules, topic, feed, settings.partitions,
                            settings.alert_rules_reload_s, settings.alert_sweep_s)
     app.alerts, app.alert_feed = service, feed

@@ -21,12 +21,16 @@ from streams.dead_letter import DeadLetters
 from streams.fast_consumer import BatchingConsumer, BatchingTransport
 from streams.ingest import TwinIngest
 from streams.readiness import Readiness
+from streams.kafka_security import describe, faust_credentials
 from streams.risk_scoring import RiskScorer
 from streams.settings import Settings
+from streams.signing_keys import SigningKeys
 from streams.vehicle_registry import load_registry
 from streams.weather_feed import register_weather
 from streams.worker_metrics import register_worker_metrics
 from twins.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +78,8 @@ class FleetApp(faust.App):
 
 
 def _credentials(settings: Settings) -> Any:
-    """Faust broker credentials: TLS (system CAs, or the file in ``SSL_CERT_FILE``) for SSL and SASL_SSL."""
-    tls = ssl.create_default_context() if settings.kafka_security_protocol.endswith("SSL") else None
-    if not settings.kafka_sasl_mechanism:
-        return faust.SSLCredentials(tls) if tls is not None else None
-    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username, password=password, mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=tls,
-    )
+    """Faust's broker credentials: SASL and/or TLS from settings (:mod:`streams.kafka_security`)."""
+    return faust_credentials(settings)
 
 
 def _web_tls(settings: Settings) -> ssl.SSLContext | None:
@@ -142,6 +139,7 @@ def create_app(settings: Settings) -> FleetApp:
     app.verifier = verifier
     app.audit = AuditLog(app.topic(settings.topic_audit, key_type=bytes, value_type=bytes, key_serializer="raw",
                                    value_serializer="raw", partitions=1), str(app.conf.canonical_url))
+    log.info("Kafka clients: %s", describe(settings))
     app.twins = app.Table(
         "twins",
         default=None,
@@ -170,6 +168,7 @@ def create_app(settings: Settings) -> FleetApp:
         limits=settings.input_limits,
         seq_jump_max=settings.seq_jump_max,
         in_service_ms=registry.in_service_ms,
+        signing=SigningKeys(settings.signing_mode, settings.signing_keys),
         consumer_getter=lambda: app.consumer,
         flush_interval_s=settings.twin_flush_interval_s,
         flush_max_dirty=settings.twin_flush_max_dirty,

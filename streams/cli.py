@@ -99,9 +99,14 @@ def _cmd_maintenance_import(args: argparse.Namespace) -> None:
         except FleetAssuranceError as exc:
             raise FleetAssuranceError(f"{path} line {n}: {exc}; nothing was published") from None
         encoded.append((rec.vin.encode(), raw))
+    from streams.signing_keys import read_keyring
+
+    keyring = read_keyring(settings.signing_keys) if settings.signing_keys is not None else None
+    now_ms = int(time.time() * 1000)
+    headers = [keyring.sign(key, raw, now_ms) if keyring is not None else None for key, raw in encoded]
     producer = make_producer(settings, client_id="fleet-maintenance-import")
-    for key, raw in encoded:
-        producer.send(settings.topic_maintenance, key=key, value=raw)
+    for (key, raw), signature in zip(encoded, headers):
+        producer.send(settings.topic_maintenance, key=key, value=raw, headers=signature)
     producer.flush()
     producer.close()
     print(f"published {len(encoded)} maintenance records to {settings.topic_maintenance}")

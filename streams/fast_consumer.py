@@ -86,7 +86,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         settings = getattr(self.app, "fleet_settings", None)
         if settings is None or not settings.verify_end_offsets:
             return reported
-        return await probe_end_offsets(settings.bootstrap_servers, reported)
+        from streams.kafka_security import aiokafka_kwargs
+
+        return await probe_end_offsets(settings.bootstrap_servers, reported, client_kwargs=aiokafka_kwargs(settings))
 
     def _new_offset(self, tp: TP) -> Optional[int]:
         if tp.topic in self.batch_handlers:
@@ -144,13 +146,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             raise
 
 
-async def probe_end_offsets(bootstrap: list[str], reported: Mapping[TP, int], timeout_s: float = 3.0) -> dict[TP, int]:
-    """Correct end offsets by reading what actually lies at and after ``reported - 1``."""
+async def probe_end_offsets(bootstrap: list[str], reported: Mapping[TP, int], timeout_s: float = 3.0,
+                            client_kwargs: Mapping[str, Any] | None = None) -> dict[TP, int]:
+    """Correct end offsets by reading what actually lies at and after ``reported - 1``.
+
+    ``client_kwargs``: TLS/SASL of the consumer (:func:`streams.kafka_security.aiokafka_kwargs`).
+    """
     out = dict(reported)
     todo = {tp: end for tp, end in reported.items() if end}
     if not todo:
         return out
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                **(client_kwargs or {}))
     await consumer.start()
     try:
         assignment = {TopicPartition(tp.topic, tp.partition): tp for tp in todo}

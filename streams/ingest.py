@@ -1,7 +1,9 @@
 """The telemetry fast path: fetched batch -> decode -> group by VIN -> merge -> coalesced table writes.
 
-Per fetched partition batch the handler decodes every record (msgspec, strict),
-sends invalid ones to the dead-letter topic, groups the rest by VIN and merges
+Per fetched partition batch the handler checks each record's signature when
+``FLEET_SIGNING_MODE`` asks for it (``twins.signing``, one verifier per batch, before
+the value is parsed), decodes every record (msgspec, strict), sends invalid ones to the
+dead-letter topic, groups the rest by VIN and merges
 each group into the VIN's twin with the pure ``twins.twin.merge_into``. Changed
 twins stay in a dirty cache and are written to the changelog-backed table once
 per flush interval, so a vehicle sending ten records in that interval costs one
@@ -24,6 +26,7 @@ from faust.types import TP
 from streams import metrics
 from streams.dead_letter import DeadLetters, Rejection
 from streams.fast_consumer import BatchingConsumer
+from streams.signing_keys import SigningKeys
 from twins.errors import InvalidReading
 from twins.join import note_residency
 from twins.decoding import InputLimits, check_key, check_not_future, decode_input
@@ -123,8 +126,10 @@ class TwinIngest:
                  cell_precision: int = 4, home_cells: dict[str, str] | None = None,
                  default_home_cell: str = "dhwf", *, maintenance_dead_letters: DeadLetters | None = None,
                  limits: InputLimits = InputLimits(), seq_jump_max: int = SEQ_JUMP_MAX,
-                 in_service_ms: dict[str, int] | None = None) -> None:
+                 in_service_ms: dict[str, int] | None = None, signing: SigningKeys | None = None) -> None:
         self.table = table
+        #: record signatures (:mod:`twins.signing`); None or mode ``off``: not checked
+        self.signing = signing
         self.cell_precision = cell_precision
         self.home_cells = home_cells or {}
         self.default_home_cell = default_home_cell
@@ -198,8 +203,12 @@ class TwinIngest:
         limits = self.limits
         now_ms = int(time.time() * 1000)
         latest_ts = now_ms + limits.max_future_skew_ms
+        verifier = self.signing.verifier(now_ms) if self.signing is not None else None
+        signed = 0
         for rec in records:
             try:
+                valid_sig = verifier is not None and rec.value is not None and verifier.check(  # before decoding:
+                    rec.key, rec.value, rec.headers)  # unauthenticated bytes are not parsed
                 reading = decode_input(rec.value, decode_reading, limits)
                 key = rec.key
                 vin = reading.vin
@@ -212,6 +221,7 @@ class TwinIngest:
             except InvalidReading as exc:
                 rejected.append(Rejection(rec.key, rec.value, exc, tp.partition, rec.offset, rec.timestamp))
                 continue
+            signed += valid_sig
             group = groups.get(vin)
             if group is None:
                 groups[vin] = [reading]
@@ -220,6 +230,8 @@ class TwinIngest:
             if reading.ts < oldest_ts or not oldest_ts:
                 oldest_ts = reading.ts
         invalid = len(rejected)
+        if verifier is not None:
+            self._count_signed(self.telemetry_topic, signed, len(records) - invalid)
         if rejected and self.dead_letters is not None:
             await self.dead_letters.send(rejected)
         applied = duplicate = too_late = 0
@@ -262,6 +274,12 @@ class TwinIngest:
         if len(self.dirty) >= self.flush_max_dirty:
             await self.flush()
 
+    @staticmethod
+    def _count_signed(topic: str, signed: int, accepted: int) -> None:
+        """Count a batch's accepted records as validly signed or (``verify`` mode) unsigned."""
+        metrics.SIGNED_RECORDS.labels(topic, "valid").inc(signed)
+        metrics.SIGNED_RECORDS.labels(topic, "unsigned_accepted").inc(max(0, accepted - signed))
+
     def local_vins(self) -> set[str]:
         """VINs with state on this worker (stored or not yet flushed)."""
         return {k.decode() for k, v in self.table.data.items() if v is not None} | set(self.dirty)
@@ -281,8 +299,12 @@ class TwinIngest:
         groups: dict[str, list[MaintenanceRecord]] = {}
         rejected: list[Rejection] = []
         now_ms = int(time.time() * 1000)
+        verifier = self.signing.verifier(now_ms) if self.signing is not None else None
+        signed = 0
         for rec in records:
             try:
+                valid_sig = verifier is not None and rec.value is not None and verifier.check(
+                    rec.key, rec.value, rec.headers)
                 m = decode_input(rec.value, decode_maintenance, self.limits)
                 check_key(rec.key, m.vin, "$.vin", "VIN")
                 self._check_partition(tp, rec.key)
@@ -290,7 +312,10 @@ class TwinIngest:
             except InvalidReading as exc:
                 rejected.append(Rejection(rec.key, rec.value, exc, tp.partition, rec.offset, rec.timestamp))
                 continue
+            signed += valid_sig
             groups.setdefault(m.vin, []).append(m)
+        if verifier is not None:
+            self._count_signed(tp.topic, signed, len(records) - len(rejected))
         if rejected and self.maintenance_dead_letters is not None:
             await self.maintenance_dead_letters.send(rejected)
         async with self._lock:

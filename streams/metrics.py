@@ -19,6 +19,12 @@ DLQ_OUT = Counter(
     "fleet_dlq_records_total", "Records written to a dead-letter topic, by source topic and reason code.",
     ["topic", "reason"], registry=REGISTRY,
 )
+SIGNED_RECORDS = Counter(
+    "fleet_signed_records_total",
+    "Accepted records of signed topics (FLEET_SIGNING_MODE verify/require), by topic and outcome: valid "
+    "signature, or unsigned_accepted (verify mode). Rejected ones are dead letters (unsigned, bad_signature).",
+    ["topic", "outcome"], registry=REGISTRY,
+)
 BATCH_SECONDS = Histogram(
     "fleet_ingest_batch_seconds",
     "Wall time to decode, validate and merge one fetched batch into twins.",
@@ -52,6 +58,10 @@ RISK_MAX = Gauge("fleet_risk_max_probability", "Highest failure probability in t
 RISK_MODEL_INFO = Info("fleet_risk_model", "The risk model version in force.", registry=REGISTRY)
 RISK_MODEL_ERRORS = Counter("fleet_risk_model_load_errors_total", "Model versions that failed to load.",
                             registry=REGISTRY)
+RISK_MODEL_REJECTED = Counter(
+    "fleet_risk_model_integrity_failures_total",
+    "Model artifacts refused because a file does not match its SHA-256 manifest (tampered with or corrupted); "
+    "the running model stays in force.", registry=REGISTRY)
 CHARGING_PLANS = Counter("fleet_charging_plans_total", "Charging re-plans published, by trigger.", ["trigger"],
                          registry=REGISTRY)
 TWINS_WRITTEN = Counter("fleet_twin_writes_total", "Twin table writes (coalesced).", registry=REGISTRY)

@@ -11,7 +11,9 @@ its stored record and the record rewritten, without decoding it
 features are looked up once and kept while their stored record is unchanged
 (``models.risk.exposure.ExposureCache``). The model directory is checked every
 ``FLEET_RISK_RELOAD_S``: a new version is picked up without a restart; a broken one is
-logged and the running model stays in force.
+logged and the running model stays in force. Every artifact is checked against its SHA-256
+manifest before it is parsed or unpickled (``models.risk.artifact.verify_manifest``); a
+tampered one is refused, logged and counted in ``fleet_risk_model_integrity_failures_total``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from models.risk.artifact import load_model_set
+from models.risk.artifact import ArtifactIntegrityError, load_model_set
 from models.risk.exposure import ExposureCache
 from models.risk.features import RECORD_PROGRAM
 from models.risk.record_scoring import RiskEncoder, score_records, warm_up
@@ -120,6 +122,8 @@ class RiskScorer:
             log.error("risk model %s not loaded, keeping %s: %s", path,
                       self.models.version if self.models else "none", models)
             metrics.RISK_MODEL_ERRORS.inc()
+            if isinstance(models, ArtifactIntegrityError):
+                metrics.RISK_MODEL_REJECTED.inc()
             self.loaded_from = stamp
             return False
         self.models, self.loaded_from, self.last_error = models, stamp, None

@@ -163,6 +163,20 @@ class Settings(BaseSettings):
     # --- twin semantics ---
     stale_after_s: float = Field(900.0, gt=0, description="A vehicle silent for longer is 'stale'.")
 
+    # --- signed telemetry, Kafka TLS, model integrity (issue 16; README "Signed telemetry, Kafka security
+    # and model integrity") ---
+    signing_mode: Literal["off", "verify", "require"] = Field(
+        "off", description="Record signatures on telemetry and maintenance: off; verify (signed records are "
+                           "checked, unsigned ones accepted and counted); require (unsigned ones dead-lettered).")
+    signing_keys: Path | None = Field(
+        None, description="JSON keys file of the HMAC signing keys (twins.signing); the simulator signs with it "
+                          "too. Needed for verify and require.")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) to verify the brokers (SSL, SASL_SSL).")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="Password of an encrypted client key.")
+    kafka_ssl_check_hostname: bool = Field(True, description="Check the broker's certificate names its host.")
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_ports(cls, v: str | None) -> str | None:
@@ -191,6 +205,18 @@ class Settings(BaseSettings):
             raise ValueError("FLEET_AUTH_HS256_SECRET must be at least 32 characters")
         if (self.web_tls_cert_file is None) != (self.web_tls_key_file is None):
             raise ValueError("FLEET_WEB_TLS_CERT_FILE and FLEET_WEB_TLS_KEY_FILE go together")
+        return self
+
+    @model_validator(mode="after")
+    def _signing_has_keys(self) -> "Settings":
+        if self.signing_mode != "off" and self.signing_keys is None:
+            raise ValueError(f"FLEET_SIGNING_MODE={self.signing_mode} needs FLEET_SIGNING_KEYS (the keys file)")
+        tls_files = [n for n in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile") if getattr(self, n)]
+        if tls_files and self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(f"FLEET_{tls_files[0].upper()} is set but FLEET_KAFKA_SECURITY_PROTOCOL="
+                             f"{self.kafka_security_protocol} does not use TLS; set SSL or SASL_SSL")
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("FLEET_KAFKA_SSL_KEYFILE needs FLEET_KAFKA_SSL_CERTFILE (its certificate)")
         return self
 
     @property

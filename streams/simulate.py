@@ -12,6 +12,7 @@ import msgspec
 from kafka import KafkaProducer
 
 from streams.settings import Settings
+from streams.signing_keys import read_keyring
 from streams.topology import client_security
 
 
@@ -28,6 +29,9 @@ def simulate(settings: Settings, vehicles: int, rate_hz: float, duration_s: floa
              realtime: bool = True) -> int:
     """Publish ``rate_hz`` messages per vehicle per second; returns the number of records sent.
 
+    With ``FLEET_SIGNING_KEYS`` set every telemetry record is signed (``fleet-kid`` / ``fleet-sig``
+    headers, :mod:`twins.signing`) with the key the keys file gives its VIN.
+
     ``duration_s`` is simulated time (0 = until SIGINT/SIGTERM). In real-time mode the
     simulated clock starts now and ticks with the wall clock; otherwise it runs as fast
     as the producer allows from the simulator's default start (2026-01-01).
@@ -39,6 +43,7 @@ def simulate(settings: Settings, vehicles: int, rate_hz: float, duration_s: floa
     start_ms = int(time.time() * 1000) if realtime else None
     sim = FleetSimulator(vehicles, seed=seed, **({"start_ms": start_ms} if start_ms else {}))
     producer = make_producer(settings)
+    keyring = read_keyring(settings.signing_keys) if settings.signing_keys is not None else None
     encode = msgspec.json.Encoder().encode
     topic = settings.topic_telemetry
     dt = 1.0 / rate_hz
@@ -63,8 +68,11 @@ def simulate(settings: Settings, vehicles: int, rate_hz: float, duration_s: floa
     try:
         while n < steps and not stop:
             batch = sim.step(dt)
+            now_ms = int(time.time() * 1000)
             for msg in batch:
-                producer.send(topic, key=msg["vin"].encode(), value=encode(msg))
+                key, value = msg["vin"].encode(), encode(msg)
+                producer.send(topic, key=key, value=value,
+                              headers=keyring.sign(key, value, now_ms) if keyring is not None else None)
                 sent += 1
             if depot is not None:
                 now = datetime.fromtimestamp(sim.now_ms / 1000, tz=timezone.utc)

@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
+from streams.kafka_security import kafka_python_kwargs
 from streams.settings import Settings
 from twins.errors import ConfigurationError
 
@@ -71,17 +72,8 @@ def admin_client(settings: Settings, bootstrap: str, timeout_s: float = 30.0) ->
 
 
 def client_security(settings: Settings) -> dict[str, object]:
-    """kafka-python security keyword arguments from settings."""
-    kw: dict[str, object] = {"security_protocol": settings.kafka_security_protocol}
-    if settings.kafka_security_protocol.endswith("SSL"):
-        kw["ssl_context"] = ssl.create_default_context()  # system CAs, or the file in SSL_CERT_FILE
-    if settings.kafka_sasl_mechanism:
-        kw["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        kw["sasl_plain_username"] = settings.kafka_sasl_username
-        kw["sasl_plain_password"] = (
-            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
-        )
-    return kw
+    """kafka-python security keyword arguments from settings (TLS and SASL, :mod:`streams.kafka_security`)."""
+    return kafka_python_kwargs(settings)
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> list[TopicSpec]:

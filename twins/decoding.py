@@ -42,6 +42,8 @@ REASONS: tuple[str, ...] = (
     "wrong_partition",  # keyed right but produced to another partition than murmur2(key) gives
     "unknown_site",     # a charging/grid message for a site this deployment does not have
     "processing",       # decoded, but applying it failed (the record is kept, the worker goes on)
+    "unsigned",         # no fleet-kid/fleet-sig headers while FLEET_SIGNING_MODE=require (twins.signing)
+    "bad_signature",    # unknown/expired/unauthorised key id or an HMAC that does not match the value
 )
 
 

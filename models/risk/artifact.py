@@ -7,10 +7,13 @@ Layout of an artifact directory::
                     metrics, library versions, sha256 of model.joblib
     model.joblib    {"models": {component: ComponentRiskModel}, "baselines": {component: ...}}
     split.json      train / evaluation VINs and the time cut (``models.risk.split.Split``)
+    MANIFEST.sha256 SHA-256 of each file above, in ``sha256sum`` format (``sha256sum -c MANIFEST.sha256``)
 
-Loading checks the format version, the checksum and that the artifact's feature list is
-exactly ``models.risk.features.FEATURE_NAMES`` (same names, same order); any mismatch
-raises :class:`ArtifactError` naming it.
+Loading first checks every file against the manifest, before anything is parsed or unpickled
+(a missing, unlisted or changed file raises :class:`ArtifactIntegrityError`), then the format
+version and that the artifact's feature list is exactly ``models.risk.features.FEATURE_NAMES``
+(same names, same order); any mismatch raises :class:`ArtifactError` naming it. A retrained
+or edited artifact gets a new manifest from :func:`write_manifest`.
 
 >>> # rs = load_model_set("var/risk/model"); rs.predict_proba(X)  # (n, len(rs.components))
 """
@@ -38,10 +41,17 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 SPLIT_FILE = "split.json"
+MANIFEST_FILE = "MANIFEST.sha256"
+#: files the loader reads: each must be in the manifest (split.json only when present)
+COVERED = (METADATA_FILE, MODEL_FILE, SPLIT_FILE)
 
 
 class ArtifactError(ValueError):
     """An artifact that cannot be used with this code (names what is wrong)."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """An artifact whose files do not match its SHA-256 manifest (tampered with, or corrupted)."""
 
 
 def describe_mismatch(artifact: Sequence[str], code: Sequence[str]) -> str | None:
@@ -219,6 +229,45 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_manifest(path: str | Path) -> Path:
+    """Write ``MANIFEST.sha256`` over the artifact's files (after training, or after editing one on purpose)."""
+    root = Path(path)
+    names = sorted(n for n in COVERED if (root / n).is_file())
+    out = root / MANIFEST_FILE
+    out.write_text("".join(f"{_sha256(root / n)}  {n}\n" for n in names))
+    return out
+
+
+def verify_manifest(path: str | Path) -> str:
+    """Check every file the loader reads against ``MANIFEST.sha256``; returns the manifest's own SHA-256.
+
+    Raises :class:`ArtifactIntegrityError` naming the file when the manifest is missing or
+    malformed, a file is missing from it or from disk, or a file's digest differs.
+    """
+    root = Path(path)
+    manifest = root / MANIFEST_FILE
+    if not manifest.is_file():
+        raise ArtifactIntegrityError(f"{manifest} does not exist: an artifact without a manifest is not loaded")
+    listed: dict[str, str] = {}
+    for n, line in enumerate(manifest.read_text(errors="replace").splitlines(), start=1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or name not in COVERED:
+            raise ArtifactIntegrityError(f"{manifest} line {n} is not '<sha256>  <file>' for a file of the artifact")
+        listed[name] = digest.lower()
+    for name in COVERED:
+        on_disk = (root / name).is_file()
+        if name not in listed:
+            if on_disk or name != SPLIT_FILE:
+                raise ArtifactIntegrityError(f"{root / name} is not covered by {manifest}")
+            continue
+        if not on_disk:
+            raise ArtifactIntegrityError(f"{root / name} is listed in {manifest} but missing")
+        if _sha256(root / name) != listed[name]:
+            raise ArtifactIntegrityError(f"{root / name} does not match its sha256 in {manifest} (tampered with "
+                                         "or corrupted)")
+    return _sha256(manifest)
+
+
 def save_model_set(out_dir: str | Path, models: Mapping[str, ComponentRiskModel], metadata: Mapping[str, Any],
                    baselines: Mapping[str, ComponentRiskModel] | None = None,
                    split: Mapping[str, Any] | None = None, versioned: bool = False) -> Path:
@@ -250,6 +299,7 @@ def save_model_set(out_dir: str | Path, models: Mapping[str, ComponentRiskModel]
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False, default=_json_default) + "\n")
     if split is not None:
         (out / SPLIT_FILE).write_text(json.dumps(dict(split)) + "\n")
+    write_manifest(out)
     return out
 
 
@@ -274,7 +324,10 @@ def load_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def load_model_set(path: str | Path) -> RiskModelSet:
-    """Load and validate an artifact directory."""
+    """Load and validate an artifact directory: its manifest first, so nothing unverified is parsed or unpickled."""
+    if not (Path(path) / METADATA_FILE).exists():
+        raise ArtifactError(f"{Path(path) / METADATA_FILE} does not exist: not a risk-model artifact")
+    verify_manifest(path)
     meta = load_metadata(path)
     model_path = Path(path) / MODEL_FILE
     if meta.get("model_sha256") and _sha256(model_path) != meta["model_sha256"]:

@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from threadpoolctl import threadpool_limits
 
+from models.risk.artifact import write_manifest
 from models.risk.synthetic import write_synthetic_history
 from models.risk.train import load_inputs, train
 from tests.conftest import Stack, http_get, wait_until
@@ -109,6 +110,7 @@ def test_stream_scores_and_ranks_stressed_vehicles_first(stack: Stack, trained):
     shutil.copytree(artifact, v2)
     meta["version"] = version + "-retrained"
     (v2 / "metadata.json").write_text(json.dumps(meta))
+    write_manifest(v2)                                   # a retrained artifact comes with its manifest
     wait_until(lambda: http_get(stack.url(port, "/fleet/risk?top=1"))[1].get("model_version") == meta["version"],
                30, what="new model version in force")
     # a broken newer version is rejected and the running one stays in force
@@ -116,6 +118,7 @@ def test_stream_scores_and_ranks_stressed_vehicles_first(stack: Stack, trained):
     shutil.copytree(v2, broken)
     meta["feature_names"] = meta["feature_names"][:-1]
     (broken / "metadata.json").write_text(json.dumps(meta))
+    write_manifest(broken)
     wait_until(lambda: "fleet_risk_model_load_errors_total 1.0" in http_get(stack.url(port, "/metrics"))[1], 30,
                what="broken model reported")
     assert http_get(stack.url(port, "/fleet/risk?top=1"))[1]["model_version"] == version + "-retrained"

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from models.risk.artifact import ArtifactError, describe_mismatch, load_model_set
+from models.risk.artifact import ArtifactError, describe_mismatch, load_model_set, write_manifest
 from models.risk.features import FEATURE_NAMES
 
 
@@ -20,7 +20,7 @@ def _copy(trained, tmp_path):
 
 def test_layout(trained):
     names = {p.name for p in trained.artifact.iterdir()}
-    assert {"metadata.json", "model.joblib", "split.json"} <= names
+    assert {"metadata.json", "model.joblib", "split.json", "MANIFEST.sha256"} <= names
     meta = json.loads((trained.artifact / "metadata.json").read_text())
     for key in ("format_version", "version", "created", "feature_names", "components", "horizon_days",
                 "training_window", "data", "metrics", "calibration", "baseline_features", "model_sha256"):
@@ -36,6 +36,7 @@ def test_wrong_feature_list_is_rejected_with_a_clear_message(trained, tmp_path):
     meta = json.loads((dst / "metadata.json").read_text())
     meta["feature_names"] = [n for n in meta["feature_names"] if n != "odometer_km"] + ["odometer_miles"]
     (dst / "metadata.json").write_text(json.dumps(meta))
+    write_manifest(dst)                                  # an edit made on purpose, so it passes the integrity check
     with pytest.raises(ArtifactError) as err:
         load_model_set(dst)
     msg = str(err.value)
