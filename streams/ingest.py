@@ -468,10 +468,15 @@ class TwinIngest:
         topic = self.table.changelog_topic.get_topic_name()
         store = self.table.data
         last_sent: asyncio.Future[Any] | None = None
+        skipped: set[int] = set()  # partitions with a batch dropped since the last offsets were marked
         while True:
             item = await queue.get()
             if isinstance(item, dict):
-                self._mark_processed(item)
+                # A partition whose batch was dropped (away at that moment) may be back by now, given to this
+                # worker again by the same rebalance: its offset must still not be marked, or records whose twin
+                # changes never reached the changelog would be committed.
+                self._mark_processed({tp: offset for tp, offset in item.items() if tp.partition not in skipped})
+                skipped.clear()
                 continue
             if callable(item):  # run once everything sent so far is delivered
                 if last_sent is not None and not last_sent.done():
@@ -482,6 +487,7 @@ class TwinIngest:
             partition, batch, count = item
             assigned = self._assigned_partitions()
             if assigned is not None and TP(self.telemetry_topic, partition) not in assigned:
+                skipped.add(partition)
                 continue  # revoked since written: the new owner replays these records
             last_sent = await producer.send_batch(batch, topic, partition=partition)
 

@@ -202,3 +202,35 @@ def test_without_a_batch_producer_each_record_takes_fausts_path():
     ing = asyncio.run(go())
     assert len([e for e in log if e[0] == "message"]) == 5 and len(ing.table.data) == 5
     assert log[-2:] == [("mark", TP(TOPIC, 0), 100), ("mark", TP(TOPIC, 1), 200)]
+
+
+class ReassigningConsumer(FakeConsumer):
+    """Partition 0 is away while the sender looks at the batches, and back when it marks the offsets
+    (revoked and given back to the same worker by a rebalance in between)."""
+
+    def __init__(self, log: list[Any], batches: int) -> None:
+        super().__init__(log, {TP(TOPIC, 1)})
+        self.calls, self.batches = 0, batches
+
+    def assignment(self) -> set[TP]:
+        self.calls += 1
+        return {TP(TOPIC, 1)} if self.calls <= self.batches else {TP(TOPIC, 0), TP(TOPIC, 1)}
+
+
+def test_offsets_of_a_skipped_batch_are_not_marked_when_its_partition_comes_back():
+    """A batch dropped because its partition was away must not let that partition's offset be committed
+    when the partition is back by the time the offsets are marked: that committed records whose twin
+    changes never reached the changelog (found by the kill -9 fault test with the default flush interval)."""
+    log: list[Any] = []
+
+    async def go() -> None:
+        consumer = ReassigningConsumer(log, batches=2)
+        ing = TwinIngest(FakeTable(FakeProducer(log, max_records=100), log), None, lambda: consumer, 1.0, 10_000, 2)
+        ing.telemetry_topic = TOPIC
+        dirty_up(ing, 4)
+        await ing.flush()
+        await drain(ing)
+
+    asyncio.run(go())
+    assert {e[2] for e in log if e[0] == "batch"} == {1}
+    assert [e for e in log if e[0] == "mark"] == [("mark", TP(TOPIC, 1), 200)]
