@@ -51,6 +51,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.charging.outcome import assemble
+from models.charging.pilots import round_pilots
 from models.charging.problem import SiteProblem, build_problem
 from models.charging.results import SitePlan
 from models.charging.types import GridSignals, PlanConfig, SessionRequest, Site
@@ -113,7 +114,21 @@ class LpSolver:
         self.last_size: tuple[int, int, int] = (0, 0, 0)  # columns, rows, nonzeros of the last model
 
     def solve(self, problem: SiteProblem) -> tuple[np.ndarray, str]:
-        """Build the block LP of ``problem`` (sparse, column-wise), solve it, return (p per pair, status)."""
+        """Build the block LP of ``problem`` (sparse, column-wise), solve it, return (p per pair, status).
+
+        Vehicles are first bounded by ``plan_limit_kw`` (their limit less the headroom); if that leaves
+        any of them short, the headroom is dropped and the LP solved again at the full limits.
+        """
+        power, status = self._solve(problem, problem.plan_limit_kw)
+        if status == "optimal" and np.any(problem.plan_limit_kw < problem.limit_kw):
+            got = problem.config.efficiency * np.bincount(problem.pair_v, weights=power * problem.pair_h,
+                                                          minlength=problem.n_vehicles)
+            short = (problem.need_kwh - got > problem.config.tol_kwh) & (problem.plan_limit_kw < problem.limit_kw)
+            if short.any():
+                power, status = self._solve(problem, problem.limit_kw)
+        return power, status
+
+    def _solve(self, problem: SiteProblem, limit_kw: np.ndarray) -> tuple[np.ndarray, str]:
         cfg = problem.config
         n_p, n_v = len(problem.pair_v), problem.n_vehicles
         if n_p == 0:
@@ -150,6 +165,11 @@ class LpSolver:
                                np.full(n_s, c_peak), c_load + reb_b, np.full(n_r, c_all)])
         vals = np.concatenate([cfg.efficiency * g_h, np.ones(n_g), np.ones(2 * n_v), -np.ones(n_b), np.ones(n_s),
                                -np.ones(n_s), np.ones(n_r), -np.ones(n_r)])
+        net_rows, net_cols, net_vals, net_hi, n_y = _network_rows(problem, gv, gb, n_b, n_row, n_col)
+        if n_y:
+            rows, cols, vals = (np.concatenate([rows, net_rows]), np.concatenate([cols, net_cols]),
+                                np.concatenate([vals, net_vals]))
+            n_row, n_col = n_row + net_hi.size, n_col + n_y
         a = sp.csc_matrix((vals, (rows, cols)), shape=(n_row, n_col))
 
         bt = b_first[gb]
@@ -163,11 +183,15 @@ class LpSolver:
         lower = np.zeros(n_col)
         lower[c_peak] = problem.peak_floor_kw
         upper = np.full(n_col, highspy.kHighsInf)
-        upper[:n_g] = problem.limit_kw[gv]
+        upper[:n_g] = limit_kw[gv]
         upper[c_defer:c_load] = problem.session_need_kwh - problem.need_kwh
         upper[c_load:c_peak] = problem.cap_kw[b_first]
         row_lo = np.concatenate([problem.session_need_kwh, np.zeros(n_b), np.full(n_s + n_r, -highspy.kHighsInf)])
         row_hi = np.concatenate([problem.session_need_kwh, np.zeros(n_b + n_s + n_r)])
+        if n_y:
+            y_def = net_hi.size - problem.network.bound.size * n_b  # type: ignore[union-attr]
+            row_lo = np.concatenate([row_lo, np.zeros(y_def), np.full(net_hi.size - y_def, -highspy.kHighsInf)])
+            row_hi = np.concatenate([row_hi, net_hi])
 
         h = self._h
         h.clearModel()
@@ -183,7 +207,7 @@ class LpSolver:
         if model_status != highspy.HighsModelStatus.kOptimal:
             name = h.modelStatusToString(model_status).lower()
             raise RuntimeError(f"HiGHS returned '{name}' for site {problem.site.id!r}")
-        power = np.clip(np.asarray(h.getSolution().col_value)[group], 0.0, problem.limit_kw[pv])
+        power = np.clip(np.asarray(h.getSolution().col_value)[group], 0.0, limit_kw[pv])
         # HiGHS meets rows within its 1e-7 tolerance; scale such slots down so caps hold exactly
         load = np.bincount(pt, weights=power, minlength=problem.n_slots)
         over = load > problem.cap_kw
@@ -194,6 +218,31 @@ class LpSolver:
         return power, "optimal"
 
 
+def _network_rows(problem: SiteProblem, gv: np.ndarray, gb: np.ndarray, n_b: int, n_row: int,
+                  n_col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Tree rows of the block LP: one amps column y[e, b] per (charger group, block) in use, defined by
+    y[e, b] - sum p[v, b] / kW-per-amp[v] = 0, and the network's linear rows on y in every block
+    (see ``network.py``). Returns (rows, cols, vals, row upper bounds, number of y columns)."""
+    net = problem.network
+    if net is None or not net.bound.size or gv.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 0
+    assert problem.group_v is not None and problem.kw_per_amp_v is not None
+    n_e = net.rows.shape[1]
+    eg = problem.group_v[gv]
+    key = gb * n_e + eg
+    uniq, col_y = np.unique(key, return_inverse=True)
+    n_y = uniq.size
+    y_b, y_e = uniq // n_e, uniq % n_e
+    n_r = net.bound.size
+    base = n_row + n_y
+    fr, fk = np.nonzero(net.rows[:, y_e])  # facet row r touches y column k
+    rows = np.concatenate([n_row + col_y, n_row + np.arange(n_y), base + y_b[fk] * n_r + fr])
+    cols = np.concatenate([np.arange(gv.size), n_col + np.arange(n_y), n_col + fk])
+    vals = np.concatenate([-1.0 / problem.kw_per_amp_v[gv], np.ones(n_y), net.rows[fr, y_e[fk]]])
+    hi = np.concatenate([np.zeros(n_y), np.tile(net.bound, n_b)])
+    return rows, cols, vals, hi, n_y
+
+
 def plan_site(site: Site, requests: Sequence[SessionRequest], signals: GridSignals, start: datetime,
               config: PlanConfig = PlanConfig(), *, peak_floor_kw: float = 0.0, solver: LpSolver | None = None,
               trigger: str = "") -> SitePlan:
@@ -202,6 +251,7 @@ def plan_site(site: Site, requests: Sequence[SessionRequest], signals: GridSigna
     problem = build_problem(site, requests, signals, start, config, peak_floor_kw)
     solver = solver or LpSolver(config.threads)
     power, status = solver.solve(problem)
-    plan = assemble(problem, power, method="lp", solve_time_s=0.0, status=status, trigger=trigger)
+    power, amps = round_pilots(problem, power)
+    plan = assemble(problem, power, method="lp", solve_time_s=0.0, status=status, trigger=trigger, amps=amps)
     metrics = msgspec.structs.replace(plan.metrics, solve_time_s=time.perf_counter() - t0)
     return msgspec.structs.replace(plan, metrics=metrics)

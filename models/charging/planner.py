@@ -35,6 +35,7 @@ import numpy as np
 from models.charging.heuristics import METHODS, heuristic_power
 from models.charging.lp import LpSolver
 from models.charging.outcome import assemble, site_load
+from models.charging.pilots import round_pilots
 from models.charging.problem import SiteProblem, build_problem
 from models.charging.results import SitePlan
 from models.charging.types import DemandResponseEvent, GridSignals, PlanConfig, SessionRequest, Site
@@ -211,8 +212,8 @@ class Planner:
             power, status = self._solver.solve(prob)
         else:
             power, status = heuristic_power(prob, self.method), "heuristic"
-        power = np.clip(power, 0.0, prob.limit_kw[prob.pair_v])
+        power, amps = round_pilots(prob, np.clip(power, 0.0, prob.limit_kw[prob.pair_v]))
         plan = assemble(prob, power, method=self.method, solve_time_s=time.perf_counter() - t0, status=status,
-                        trigger=trigger)
+                        trigger=trigger, amps=amps)
         self._problem, self._power, self.plan, self._last_plan_at = prob, power, plan, now
         return plan
