@@ -5,12 +5,12 @@ steps from ``min_a``). Each (vehicle, slot) power becomes amps (kW / kW-per-amp)
 and is rounded *down* to an accepted value (below ``min_a`` -> 0). A line
 current can grow when another load on a line at more than 90° is lowered, so
 every slot is then checked against the tree rows and the site cap, and loads
-of a violated row are stepped down until it holds. Finally, in the first
-``config.fine_slots`` slots (the part executed before the next re-plan), the
-energy lost to rounding is handed back greedily: vehicles that lost the most
-are stepped up one accepted value at a time while every row, the site cap and
-the vehicle's limit still hold. Later slots keep the rounded-down (valid,
-safe) pilots; they are rounded again when a re-plan brings them near.
+of a violated row are stepped down until it holds. Finally the energy lost to
+rounding is handed back greedily (``_hand_back``): in every slot, by earliest
+departure, pilots are raised to the highest accepted value that every row, the
+site cap, the vehicle's limit and the energy still owed to it allow (so a
+set-point below ``min_a`` becomes ``min_a`` in fewer slots, and capacity freed
+by rounding goes to who needs it).
 
 >>> import numpy as np
 >>> floor_allowed(np.array([3.0, 6.4, 11.81, 40.0]), np.full(4, 6.0), np.full(4, 1.0))
@@ -35,12 +35,6 @@ def floor_allowed(amps: np.ndarray, min_a: np.ndarray, step_a: np.ndarray) -> np
     out = np.where(step_a > 0, min_a + k * step_a, amps)
     out = np.minimum(out, amps)
     return np.where(amps < min_a - 1e-9, 0.0, np.maximum(out, 0.0))
-
-
-def _next_allowed(amps: np.ndarray, want: np.ndarray, min_a: np.ndarray, step_a: np.ndarray) -> np.ndarray:
-    """The next accepted pilot above a rounded-down one (0 -> min_a, else + step; continuous: the wanted value)."""
-    return np.where(amps <= 0.0, np.maximum(min_a, np.where(step_a > 0, step_a, want)),
-                    np.where(step_a > 0, amps + step_a, want))
 
 
 def _slot_state(problem: SiteProblem, amps: np.ndarray, kwpa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,28 +86,46 @@ def round_pilots(problem: SiteProblem, power: np.ndarray) -> tuple[np.ndarray, n
 
 def _hand_back(problem: SiteProblem, amps: np.ndarray, want: np.ndarray, top: np.ndarray, lhs: np.ndarray,
                load: np.ndarray, kwpa: np.ndarray) -> None:
-    """Greedy step-up in the first ``fine_slots`` slots (in place), largest energy loss first."""
+    """Greedy redistribution (in place), in rounds vectorised over slots: each round takes, in every slot,
+    the next plugged-in pair by earliest departure (at most one pair per vehicle per round) and raises it to
+    the highest accepted pilot that every tree row, the site cap, its limit and its vehicle's budget allow.
+    A vehicle's budget is the energy rounding took from it, or its remaining need if larger."""
     net = problem.network
     assert net is not None and problem.group_v is not None
     assert problem.pilot_min_a is not None and problem.pilot_step_a is not None
-    pv, pt = problem.pair_v, problem.pair_t
+    pv, pt, ph = problem.pair_v, problem.pair_t, problem.pair_h
     eff = problem.config.efficiency
-    lost_kwh = np.bincount(pv, weights=eff * (want - amps) * kwpa * problem.pair_h, minlength=problem.n_vehicles)
-    near = np.flatnonzero((pt < problem.config.fine_slots) & (want - amps > 1e-6))
-    if not near.size:
+    n_v = problem.n_vehicles
+    lost = np.bincount(pv, weights=eff * (want - amps) * kwpa * ph, minlength=n_v)
+    planned = np.bincount(pv, weights=eff * amps * kwpa * ph, minlength=n_v)
+    budget = np.maximum(lost, problem.need_kwh - planned)
+    cand = np.flatnonzero((amps < top - 1e-9) & (budget[pv] > problem.config.tol_kwh))
+    if not cand.size:
         return
+    cand = cand[np.lexsort((problem.departure_s[pv[cand]], pt[cand]))]  # by slot, earliest departure first
+    todo = np.ones(cand.size, dtype=bool)
     g = problem.group_v[pv]
-    nxt = _next_allowed(amps[near], want[near], problem.pilot_min_a[pv[near]], problem.pilot_step_a[pv[near]])
-    for k in np.lexsort((-(want[near] - amps[near]), pt[near])):
-        i, t, v = near[k], pt[near[k]], pv[near[k]]
-        new = min(nxt[k], top[i])
-        if new <= amps[i] or lost_kwh[v] <= 1e-6:
-            continue
-        d = new - amps[i]
-        if (np.any(lhs[t] + net.rows[:, g[i]] * d > net.bound + _TOL)
-                or load[t] + kwpa[i] * d > problem.cap_kw[t] + 1e-9):
-            continue
-        lhs[t] += net.rows[:, g[i]] * d
+    lo, step = problem.pilot_min_a[pv], problem.pilot_step_a[pv]
+    while todo.any():
+        left = np.flatnonzero(todo)
+        _, head = np.unique(pt[cand[left]], return_index=True)  # the first pair still to do in every slot
+        pick = left[head]
+        _, once = np.unique(pv[cand[pick]], return_index=True)  # one pair per vehicle per round
+        pick = pick[once]
+        todo[pick] = False
+        i = cand[pick]
+        t = pt[i]
+        coef = net.rows[:, g[i]].T  # [n, R]
+        slack = net.bound - lhs[t]
+        room = np.where(coef > 1e-12, np.maximum(slack, 0.0) / np.where(coef > 1e-12, coef, 1.0), np.inf).min(
+            axis=1, initial=np.inf)
+        room = np.minimum(room, np.maximum(problem.cap_kw[t] - load[t], 0.0) / kwpa[i])
+        room = np.minimum(room, np.maximum(budget[pv[i]], 0.0) / (eff * kwpa[i] * ph[i]))
+        target = np.minimum(floor_allowed(amps[i] + room * (1 - 1e-9), lo[i], step[i]), top[i])
+        d = target - amps[i]
+        ok = d > 1e-9
+        i, t, d, coef = i[ok], t[ok], d[ok], coef[ok]
+        lhs[t] += coef * d[:, None]  # one pair per slot per round: no repeated index
         load[t] += kwpa[i] * d
-        lost_kwh[v] -= eff * d * kwpa[i] * problem.pair_h[i]
-        amps[i] = new
+        budget[pv[i]] -= eff * d * kwpa[i] * ph[i]
+        amps[i] += d
