@@ -12,7 +12,8 @@ increases above it cost money. Meter readings replace the integrated energy
 (> 0.2 % short) gets its ``max_kw`` lowered to the rate it actually took
 (offered peak x taken / offered energy since the previous reading), and later
 plans use it. ``update`` applies all events of one period (plug-ins,
-plug-outs, readings, signals, DR events) and re-plans once.
+plug-outs, readings, signals, DR events) and re-plans once. At a site with an
+electrical tree a request without ``charger_id`` is given the first free charger.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from models.charging.types import Charger, GridSignals, SessionRequest, Site
@@ -202,6 +203,16 @@ class Planner:
 
     def _add(self, request: SessionRequest) -> None:
         old = self._sessions.get(request.vin)
+        if request.charger_id is None and self.site.nodes:  # a wired site must know the phases: pick a charger
+            if old is not None and old.plug_in == request.plug_in and old.charger_id is not None:
+                free = old.charger_id
+            else:
+                busy = {r.charger_id for r in self._sessions.values() if r.vin != request.vin}
+                free = next((c.id for c in self.site.chargers if c.id not in busy), None)
+            if free is None:
+                raise ValueError(f"SessionRequest.charger_id: no free charger at site {self.site.id!r} "
+                                 f"(vin {request.vin})")
+            request = msgspec.structs.replace(request, charger_id=free)
         if old is not None and old.plug_in == request.plug_in:
             if request.delivered_kwh == 0.0:  # an update of the same session: keep its energy
                 request = msgspec.structs.replace(request, delivered_kwh=old.delivered_kwh)

@@ -216,3 +216,13 @@ def test_linear_rows_are_a_safe_inner_approximation_losing_at_most_cos_half_chor
     scale = np.min(net.bound[:, None] / np.maximum(net.rows @ x[:, ok], 1e-12), axis=0)
     true_scale = 1.0 / (line_currents(net, x[:, ok]) / net.limit[:, None]).max(axis=0)
     assert np.all(scale >= np.cos(np.radians(7.5)) * true_scale - 1e-9)
+
+
+def test_a_request_without_charger_gets_a_free_one_at_a_wired_site():
+    site = wired_site(cap_kw=50.0, phases=["AB", "BC"])
+    pl = Planner(site, flat(site))
+    pl.plug_in(SessionRequest("A", site.id, T0, hours(3), 7.4, energy_kwh=5.0, charger_id="c0"), T0)
+    plan = pl.plug_in(SessionRequest("B", site.id, T0, hours(3), 7.4, energy_kwh=5.0), T0)
+    assert plan.vehicle("B").charger_id == "c1" and plan.vehicle("B").amps
+    with pytest.raises(ValueError, match="no free charger at site 'depot' \\(vin C\\)"):
+        pl.plug_in(SessionRequest("C", site.id, T0, hours(3), 7.4, energy_kwh=5.0), T0)
