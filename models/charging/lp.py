@@ -79,6 +79,15 @@ def terminal_value(problem: SiteProblem) -> float:
     return float(np.max(problem.price + cfg.carbon_price_per_kg * problem.carbon / 1000.0)) + 1e-3
 
 
+def urgency(problem: SiteProblem) -> np.ndarray:
+    """Per-vehicle weight of the quick-charge tie-break: 8 h / time left plugged in, clipped to [0.5, 8].
+
+    Among options of (nearly) equal cost a vehicle that leaves sooner is served first (as earliest-deadline-
+    first would), which keeps more vehicles whole when unknown vehicles arrive later and compete."""
+    left_h = (problem.departure_s - np.maximum(problem.arrival_s, problem.start_s)) / 3600.0
+    return np.clip(8.0 / np.maximum(left_h, 1e-3), 0.5, 8.0)
+
+
 def slot_blocks(problem: SiteProblem) -> np.ndarray:
     """Block index of every slot (see module docstring): cut where conditions or the plugged-in set change."""
     n_t = problem.n_slots
@@ -175,7 +184,7 @@ class LpSolver:
         bt = b_first[gb]
         cost = np.zeros(n_col)
         cost[:n_g] = (g_h * (problem.price[bt] + cfg.carbon_price_per_kg * problem.carbon[bt] / 1000.0)
-                      + cfg.early_bias_per_kwh_h * g_bias)
+                      + cfg.early_bias_per_kwh_h * urgency(problem)[gv] * g_bias)
         cost[c_unmet:c_defer] = unmet_penalty(problem)
         cost[c_defer:c_load] = terminal_value(problem)
         cost[c_peak] = problem.demand_charge() + (weight if merged else 0.0)

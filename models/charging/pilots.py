@@ -23,7 +23,7 @@ import numpy as np
 
 from models.charging.problem import SiteProblem
 
-__all__ = ["floor_allowed", "round_pilots"]
+__all__ = ["ceil_allowed", "floor_allowed", "round_pilots"]
 
 _TOL = 1e-7
 
@@ -35,6 +35,14 @@ def floor_allowed(amps: np.ndarray, min_a: np.ndarray, step_a: np.ndarray) -> np
     out = np.where(step_a > 0, min_a + k * step_a, amps)
     out = np.minimum(out, amps)
     return np.where(amps < min_a - 1e-9, 0.0, np.maximum(out, 0.0))
+
+
+def ceil_allowed(amps: np.ndarray, min_a: np.ndarray, step_a: np.ndarray) -> np.ndarray:
+    """The smallest accepted pilot >= amps (0 stays 0)."""
+    safe_step = np.where(step_a > 0, step_a, 1.0)
+    k = np.ceil(np.maximum(amps - min_a, 0.0) / safe_step - 1e-9)
+    out = np.where(step_a > 0, min_a + k * safe_step, np.maximum(amps, min_a))
+    return np.where(amps <= 1e-12, 0.0, out)
 
 
 def _slot_state(problem: SiteProblem, amps: np.ndarray, kwpa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +66,12 @@ def round_pilots(problem: SiteProblem, power: np.ndarray) -> tuple[np.ndarray, n
     kwpa = problem.kw_per_amp_v[pv]
     lo, step = problem.pilot_min_a[pv], problem.pilot_step_a[pv]
     want = power / kwpa
-    top = floor_allowed(problem.limit_kw[pv] / kwpa, lo, step)
+    charger_a = floor_allowed(problem.charger_kw[pv] / kwpa, lo, step)
+    # a pilot may offer more than the car takes: the smallest accepted pilot that lets it draw its own limit
+    car_kw = np.fromiter((r.max_kw for r in problem.requests), float, problem.n_vehicles)[pv]
+    health_kw = np.fromiter((d.power_limit_kw for d in problem.decisions), float, problem.n_vehicles)[pv]
+    top = np.minimum(np.minimum(charger_a, ceil_allowed(car_kw / kwpa - 1e-9, lo, step)),
+                     floor_allowed(np.minimum(health_kw / kwpa, 1e9), lo, step))  # health: the pilot enforces it
     amps = np.minimum(floor_allowed(want, lo, step), top)
     lhs, load = _slot_state(problem, amps, kwpa)
     bad = np.flatnonzero(((lhs > net.bound + _TOL).any(axis=1)) | (load > problem.cap_kw + 1e-9))
@@ -81,7 +94,7 @@ def round_pilots(problem: SiteProblem, power: np.ndarray) -> tuple[np.ndarray, n
             load[t] += kwpa[i] * (new - amps[i])
             amps[i] = new
     _hand_back(problem, amps, want, top, lhs, load, kwpa)
-    return amps * kwpa, amps
+    return np.minimum(amps * kwpa, problem.limit_kw[pv]), amps
 
 
 def _hand_back(problem: SiteProblem, amps: np.ndarray, want: np.ndarray, top: np.ndarray, lhs: np.ndarray,
