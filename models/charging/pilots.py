@@ -133,8 +133,9 @@ def _hand_back(problem: SiteProblem, amps: np.ndarray, want: np.ndarray, top: np
         room = np.where(coef > 1e-12, np.maximum(slack, 0.0) / np.where(coef > 1e-12, coef, 1.0), np.inf).min(
             axis=1, initial=np.inf)
         room = np.minimum(room, np.maximum(problem.cap_kw[t] - load[t], 0.0) / kwpa[i])
-        room = np.minimum(room, np.maximum(budget[pv[i]], 0.0) / (eff * kwpa[i] * ph[i]))
-        target = np.minimum(floor_allowed(amps[i] + room * (1 - 1e-9), lo[i], step[i]), top[i])
+        owed = np.maximum(budget[pv[i]], 0.0) / (eff * kwpa[i] * ph[i])  # may round up: a full car stops
+        target = np.minimum(np.minimum(floor_allowed(amps[i] + room * (1 - 1e-9), lo[i], step[i]),
+                                       ceil_allowed(amps[i] + owed, lo[i], step[i])), top[i])
         d = target - amps[i]
         ok = d > 1e-9
         i, t, d, coef = i[ok], t[ok], d[ok], coef[ok]
