@@ -17,7 +17,12 @@ vehicle departing after the horizon may still get later), load[t] in
               load[t] - peak_all <= 0                            (all t, if rebound weight > 0)
               0 <= p[v,t] <= min(charger, vehicle, health limit)
 
+              sum_v F[r, group(v)] / kW-per-amp[v] * p[v,t] <= bound[r]   (every tree row r, ``network.py``)
+
 ``h[v,t]`` is the plugged-in time in slot t (hours), eta the charging efficiency.
+Tree rows enter as lazy cuts: solve without them, add the (row, block) pairs the
+solution violates, re-solve warm, repeat; the optimum is the full model's (rows
+left out hold), and only the few rows that bind make the LP larger.
 The equality row also forbids over-charging (useful with negative prices).
 ``terminal_value`` (default: the horizon's highest price) values energy a
 vehicle could still receive after the horizon, so the plan charges it now when
@@ -137,6 +142,51 @@ class LpSolver:
                 power, status = self._solve(problem, problem.limit_kw)
         return power, status
 
+    def _run(self, problem: SiteProblem) -> None:
+        self._h.run()
+        model_status = self._h.getModelStatus()
+        if model_status != highspy.HighsModelStatus.kOptimal:
+            name = self._h.modelStatusToString(model_status).lower()
+            raise RuntimeError(f"HiGHS returned '{name}' for site {problem.site.id!r}")
+
+    def _network_cuts(self, problem: SiteProblem, gv: np.ndarray, gb: np.ndarray, n_b: int) -> None:
+        """Tree rows as lazy cuts: add the (row, block) pairs the current solution violates and re-solve
+        (warm) until none is violated. Same optimum as adding every row up front (the rows left out hold),
+        but most rows never bind, so the LP stays about the size of the aggregate-cap one.
+        Row (r, b): sum over the block's columns of rows[r, group] / kW-per-amp * p <= bound[r]."""
+        net = problem.network
+        if net is None or not net.bound.size or gv.size == 0:
+            return
+        assert problem.group_v is not None and problem.kw_per_amp_v is not None
+        n_g, n_r, n_e = gv.size, net.bound.size, net.rows.shape[1]
+        eg = problem.group_v[gv]
+        coef = net.rows[:, eg].T / problem.kw_per_amp_v[gv][:, None]  # [G, R] per kW
+        order = np.argsort(gb, kind="stable")
+        b_start = np.searchsorted(gb[order], np.arange(n_b + 1))
+        added = np.zeros(n_b * n_r, dtype=bool)
+        for _ in range(100):
+            x = np.asarray(self._h.getSolution().col_value)[:n_g]
+            amps = np.bincount(gb * n_e + eg, weights=x * problem.kw_per_amp_v[gv] ** -1.0,
+                               minlength=n_b * n_e).reshape(n_b, n_e)
+            bad = ((amps @ net.rows.T) > net.bound + 1e-7).ravel() & ~added
+            if not bad.any():
+                return
+            keys = np.flatnonzero(bad)
+            b, r = keys // n_r, keys % n_r
+            counts = b_start[b + 1] - b_start[b]
+            first = np.repeat(b_start[b], counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
+                                                                                        counts))
+            col, row = order[first], np.repeat(np.arange(keys.size), counts)
+            val = coef[col, r[row]]
+            nz = val != 0
+            col, row, val = col[nz], row[nz], val[nz]
+            starts = np.searchsorted(row, np.arange(keys.size)).astype(np.int32)
+            self._h.addRows(keys.size, np.full(keys.size, -highspy.kHighsInf), net.bound[r], val.size, starts,
+                            col.astype(np.int32), val)
+            added[keys] = True
+            self._run(problem)
+        raise RuntimeError(f"site {problem.site.id!r}: network cuts did not converge")
+
     def _solve(self, problem: SiteProblem, limit_kw: np.ndarray) -> tuple[np.ndarray, str]:
         cfg = problem.config
         n_p, n_v = len(problem.pair_v), problem.n_vehicles
@@ -174,11 +224,6 @@ class LpSolver:
                                np.full(n_s, c_peak), c_load + reb_b, np.full(n_r, c_all)])
         vals = np.concatenate([cfg.efficiency * g_h, np.ones(n_g), np.ones(2 * n_v), -np.ones(n_b), np.ones(n_s),
                                -np.ones(n_s), np.ones(n_r), -np.ones(n_r)])
-        net_rows, net_cols, net_vals, net_hi, n_y = _network_rows(problem, gv, gb, n_b, n_row, n_col)
-        if n_y:
-            rows, cols, vals = (np.concatenate([rows, net_rows]), np.concatenate([cols, net_cols]),
-                                np.concatenate([vals, net_vals]))
-            n_row, n_col = n_row + net_hi.size, n_col + n_y
         a = sp.csc_matrix((vals, (rows, cols)), shape=(n_row, n_col))
 
         bt = b_first[gb]
@@ -197,10 +242,6 @@ class LpSolver:
         upper[c_load:c_peak] = problem.cap_kw[b_first]
         row_lo = np.concatenate([problem.session_need_kwh, np.zeros(n_b), np.full(n_s + n_r, -highspy.kHighsInf)])
         row_hi = np.concatenate([problem.session_need_kwh, np.zeros(n_b + n_s + n_r)])
-        if n_y:
-            y_def = net_hi.size - problem.network.bound.size * n_b  # type: ignore[union-attr]
-            row_lo = np.concatenate([row_lo, np.zeros(y_def), np.full(net_hi.size - y_def, -highspy.kHighsInf)])
-            row_hi = np.concatenate([row_hi, net_hi])
 
         h = self._h
         h.clearModel()
@@ -211,11 +252,8 @@ class LpSolver:
         if status == highspy.HighsStatus.kError:
             raise RuntimeError(f"HiGHS rejected the model of site {problem.site.id!r}")
         self.last_size = (n_col, n_row, int(a.nnz))
-        h.run()
-        model_status = h.getModelStatus()
-        if model_status != highspy.HighsModelStatus.kOptimal:
-            name = h.modelStatusToString(model_status).lower()
-            raise RuntimeError(f"HiGHS returned '{name}' for site {problem.site.id!r}")
+        self._run(problem)
+        self._network_cuts(problem, gv, gb, n_b)
         power = np.clip(np.asarray(h.getSolution().col_value)[group], 0.0, limit_kw[pv])
         # HiGHS meets rows within its 1e-7 tolerance; scale such slots down so caps hold exactly
         load = np.bincount(pt, weights=power, minlength=problem.n_slots)
@@ -225,31 +263,6 @@ class LpSolver:
             factor[over] = problem.cap_kw[over] / load[over]
             power *= factor[pt]
         return power, "optimal"
-
-
-def _network_rows(problem: SiteProblem, gv: np.ndarray, gb: np.ndarray, n_b: int, n_row: int,
-                  n_col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Tree rows of the block LP: one amps column y[e, b] per (charger group, block) in use, defined by
-    y[e, b] - sum p[v, b] / kW-per-amp[v] = 0, and the network's linear rows on y in every block
-    (see ``network.py``). Returns (rows, cols, vals, row upper bounds, number of y columns)."""
-    net = problem.network
-    if net is None or not net.bound.size or gv.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 0
-    assert problem.group_v is not None and problem.kw_per_amp_v is not None
-    n_e = net.rows.shape[1]
-    eg = problem.group_v[gv]
-    key = gb * n_e + eg
-    uniq, col_y = np.unique(key, return_inverse=True)
-    n_y = uniq.size
-    y_b, y_e = uniq // n_e, uniq % n_e
-    n_r = net.bound.size
-    base = n_row + n_y
-    fr, fk = np.nonzero(net.rows[:, y_e])  # facet row r touches y column k
-    rows = np.concatenate([n_row + col_y, n_row + np.arange(n_y), base + y_b[fk] * n_r + fr])
-    cols = np.concatenate([np.arange(gv.size), n_col + np.arange(n_y), n_col + fk])
-    vals = np.concatenate([-1.0 / problem.kw_per_amp_v[gv], np.ones(n_y), net.rows[fr, y_e[fk]]])
-    hi = np.concatenate([np.zeros(n_y), np.tile(net.bound, n_b)])
-    return rows, cols, vals, hi, n_y
 
 
 def plan_site(site: Site, requests: Sequence[SessionRequest], signals: GridSignals, start: datetime,

@@ -102,7 +102,9 @@ def _hand_back(problem: SiteProblem, amps: np.ndarray, want: np.ndarray, top: np
     """Greedy redistribution (in place), in rounds vectorised over slots: each round takes, in every slot,
     the next plugged-in pair by earliest departure (at most one pair per vehicle per round) and raises it to
     the highest accepted pilot that every tree row, the site cap, its limit and its vehicle's budget allow.
-    A vehicle's budget is the energy rounding took from it, or its remaining need if larger."""
+    A vehicle's budget is the energy rounding took from it, or its remaining need if larger. Beyond the
+    first ``fine_slots`` slots only capacity freed by rounding is handed out (the slot's load stays at the
+    LP's, give or take one pilot step), so the plan keeps the LP's cost trade-offs there."""
     net = problem.network
     assert net is not None and problem.group_v is not None
     assert problem.pilot_min_a is not None and problem.pilot_step_a is not None
@@ -112,7 +114,11 @@ def _hand_back(problem: SiteProblem, amps: np.ndarray, want: np.ndarray, top: np
     lost = np.bincount(pv, weights=eff * (want - amps) * kwpa * ph, minlength=n_v)
     planned = np.bincount(pv, weights=eff * amps * kwpa * ph, minlength=n_v)
     budget = np.maximum(lost, problem.need_kwh - planned)
-    cand = np.flatnonzero((amps < top - 1e-9) & (budget[pv] > problem.config.tol_kwh))
+    lp_load = np.bincount(pt, weights=want * kwpa, minlength=problem.n_slots)
+    # beyond the near term (executed before the next re-plan) only capacity freed by rounding is handed out
+    near = np.arange(problem.n_slots) < problem.config.fine_slots
+    cand = np.flatnonzero((amps < top - 1e-9) & (budget[pv] > problem.config.tol_kwh)
+                          & (near | (load < lp_load - 1e-9))[pt])
     if not cand.size:
         return
     cand = cand[np.lexsort((problem.departure_s[pv[cand]], pt[cand]))]  # by slot, earliest departure first
@@ -128,6 +134,8 @@ def _hand_back(problem: SiteProblem, amps: np.ndarray, want: np.ndarray, top: np
         todo[pick] = False
         i = cand[pick]
         t = pt[i]
+        keep = near[t] | (load[t] < lp_load[t] - 1e-9)
+        i, t = i[keep], t[keep]
         coef = net.rows[:, g[i]].T  # [n, R]
         slack = net.bound - lhs[t]
         room = np.where(coef > 1e-12, np.maximum(slack, 0.0) / np.where(coef > 1e-12, coef, 1.0), np.inf).min(
