@@ -19,12 +19,12 @@ class InfeasibleNetwork(ChargingError, ValueError):
     """A site's electrical tree that cannot exist (missing parent/panel, a cycle, a phase the panel lacks)."""
 
 
-class UnknownSession(ChargingError, LookupError):
+class UnknownSession(ChargingError, KeyError):
     """A planner call names a vehicle that has no session at the site."""
 
     def __init__(self, vin: str, site_id: str, call: str) -> None:
         self.vin, self.site_id = vin, site_id
         super().__init__(f"{call}: vehicle {vin!r} has no session at site {site_id!r}")
 
-    def __str__(self) -> str:  # LookupError would quote the message like a key
+    def __str__(self) -> str:  # KeyError would quote the message like a key
         return str(self.args[0])
