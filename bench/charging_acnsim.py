@@ -257,7 +257,9 @@ def write_report(rows: list[dict[str, Any]], out: Any) -> None:
         f"the metered energy (12 h horizon, SCE TOU-EV-4 prices, month peak as demand-charge floor). "
         f"Violations are counted with acnportal's `constraint_currents` against the network's limits. The offline "
         f"optimum is one LP over the month with perfect foresight on the same tree (2° chords, continuous "
-        f"pilots, cars at 6.6 kW): an upper bound. Solve s = time inside the algorithm over the month.\n\n"
+        f"pilots, cars at 6.6 kW): an upper bound. Solve s = wall time inside the algorithm over the month (these "
+        f"runs shared 2 cores with other jobs: compare them with each other, not with a quiet machine). A cap "
+        f"without a row for an algorithm was not run.\n\n"
         + _summary(rows) + "\n\n" + _table(rows) + "\n\n![energy delivered](acnsim.png)\n")
 
 
