@@ -197,7 +197,7 @@ def plot(rows: list[dict[str, Any]], path: Any) -> None:
     lo = min(r["energy_delivered_share"] for r in rows) * 100
     ax.set(ylim=(max(0, lo - 5), 100.5), ylabel="% of requested energy delivered",
            title="ACN-Sim, Caltech ACN March 2019, three-phase network, real EVSE pilot sets")
-    ax.legend(fontsize=8, ncol=3, loc="lower right")
+    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
