@@ -152,6 +152,11 @@ def _scoring_and_charging(r: dict[str, Any]) -> list[str]:
         out.append(f"| charging plan, {ch['vehicles']:,} vehicles × {ch['slots']} slots, {ch['sites']} sites | "
                    f"{ch['wall_s_median']:.2f} s | median of {len(ch['wall_s_runs'])} runs, HiGHS LP on one core, "
                    f"{ch['share_met']:.1%} of the energy needed delivered (`python -m bench.charging`) |")
+        if "tree" in ch:
+            t = ch["tree"]
+            out.append(f"| same, every site wired (transformer, panels, per-line limits, EVSE pilots) | "
+                       f"{t['wall_s_median']:.2f} s | median of {len(t['wall_s_runs'])} runs, one core, "
+                       f"{t['share_met']:.1%} delivered |")
     return out + [""] if len(out) > 4 else []
 
 

@@ -5,7 +5,8 @@ Inputs are validated msgspec Structs (``types.py``), outputs are JSON-serialisab
 (``lp.py``), heuristics with the same interface (``heuristics.py``), a
 receding-horizon ``Planner`` (``planner.py``), the battery-health policy
 (``policy.py``), TOU tariffs (``tariff.py``), the real Caltech ACN sessions
-(``acn.py``) and the proposed stream message contract (``messages.py``). Energies are battery-side kWh unless called grid/energy_kwh in
+(``acn.py``), the site's electrical tree with per-line limits (``network.py``), EVSE pilot
+rounding (``pilots.py``) and the proposed stream message contract (``messages.py``). Energies are battery-side kWh unless called grid/energy_kwh in
 metrics; powers are grid-side kW at the charger.
 
 >>> from datetime import datetime, timedelta
@@ -33,10 +34,12 @@ metrics; powers are grid-side kW at the charger.
 (80, [('20:45', 0.0), ('21:00', 3.91)])
 """
 
-from models.charging.acn import AcnSession, acn_requests, acn_site, load_acn_sessions
+from models.charging.acn import AcnSession, acn_requests, acn_site, caltech_site, load_acn_sessions
+from models.charging.errors import ChargingError, InfeasibleNetwork, UnknownSession
 from models.charging.fleet import FleetPlan, plan_fleet
 from models.charging.heuristics import METHODS, plan_heuristic
 from models.charging.lp import LpSolver, plan_site
+from models.charging.network import Node
 from models.charging.messages import (ChargingMessage, DemandResponse, GridUpdate, PlugIn, PlugOut, Tick, apply,
                                       decode_message)
 from models.charging.planner import Planner, PlannerState
@@ -51,6 +54,7 @@ __all__ = [
     "decode_message", "Charger", "DemandResponseEvent", "FleetPlan", "GridSignals", "HealthDecision", "HealthPolicy",
     "LpSolver", "METHODS", "PlanConfig", "PlanMetrics", "Planner", "PlannerState", "REASON_CODES",
     "SessionRequest", "Site", "SitePlan", "Tariff", "VehicleSchedule", "Window", "acn_requests", "acn_site",
-    "apply_health_policy", "load_acn_sessions", "load_tariff", "plan_fleet", "plan_heuristic", "plan_site",
+    "apply_health_policy", "caltech_site", "ChargingError", "InfeasibleNetwork", "Node", "UnknownSession",
+    "load_acn_sessions", "load_tariff", "plan_fleet", "plan_heuristic", "plan_site",
     "tariff_signals",
 ]

@@ -17,7 +17,12 @@ vehicle departing after the horizon may still get later), load[t] in
               load[t] - peak_all <= 0                            (all t, if rebound weight > 0)
               0 <= p[v,t] <= min(charger, vehicle, health limit)
 
+              sum_v F[r, group(v)] / kW-per-amp[v] * p[v,t] <= bound[r]   (every tree row r, ``network.py``)
+
 ``h[v,t]`` is the plugged-in time in slot t (hours), eta the charging efficiency.
+Tree rows enter as lazy cuts: solve without them, add the (row, block) pairs the
+solution violates, re-solve warm, repeat; the optimum is the full model's (rows
+left out hold), and only the few rows that bind make the LP larger.
 The equality row also forbids over-charging (useful with negative prices).
 ``terminal_value`` (default: the horizon's highest price) values energy a
 vehicle could still receive after the horizon, so the plan charges it now when
@@ -51,6 +56,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.charging.outcome import assemble
+from models.charging.pilots import round_pilots
 from models.charging.problem import SiteProblem, build_problem
 from models.charging.results import SitePlan
 from models.charging.types import GridSignals, PlanConfig, SessionRequest, Site
@@ -76,6 +82,15 @@ def terminal_value(problem: SiteProblem) -> float:
     if cfg.terminal_value_per_kwh is not None:
         return cfg.terminal_value_per_kwh
     return float(np.max(problem.price + cfg.carbon_price_per_kg * problem.carbon / 1000.0)) + 1e-3
+
+
+def urgency(problem: SiteProblem) -> np.ndarray:
+    """Per-vehicle weight of the quick-charge tie-break: 8 h / time left plugged in, clipped to [0.5, 8].
+
+    Among options of (nearly) equal cost a vehicle that leaves sooner is served first (as earliest-deadline-
+    first would), which keeps more vehicles whole when unknown vehicles arrive later and compete."""
+    left_h = (problem.departure_s - np.maximum(problem.arrival_s, problem.start_s)) / 3600.0
+    return np.clip(8.0 / np.maximum(left_h, 1e-3), 0.5, 8.0)
 
 
 def slot_blocks(problem: SiteProblem) -> np.ndarray:
@@ -113,7 +128,66 @@ class LpSolver:
         self.last_size: tuple[int, int, int] = (0, 0, 0)  # columns, rows, nonzeros of the last model
 
     def solve(self, problem: SiteProblem) -> tuple[np.ndarray, str]:
-        """Build the block LP of ``problem`` (sparse, column-wise), solve it, return (p per pair, status)."""
+        """Build the block LP of ``problem`` (sparse, column-wise), solve it, return (p per pair, status).
+
+        Vehicles are first bounded by ``plan_limit_kw`` (their limit less the headroom); if that leaves
+        any of them short, the headroom is dropped and the LP solved again at the full limits.
+        """
+        power, status = self._solve(problem, problem.plan_limit_kw)
+        if status == "optimal" and np.any(problem.plan_limit_kw < problem.limit_kw):
+            got = problem.config.efficiency * np.bincount(problem.pair_v, weights=power * problem.pair_h,
+                                                          minlength=problem.n_vehicles)
+            short = (problem.need_kwh - got > problem.config.tol_kwh) & (problem.plan_limit_kw < problem.limit_kw)
+            if short.any():
+                power, status = self._solve(problem, problem.limit_kw)
+        return power, status
+
+    def _run(self, problem: SiteProblem) -> None:
+        self._h.run()
+        model_status = self._h.getModelStatus()
+        if model_status != highspy.HighsModelStatus.kOptimal:
+            name = self._h.modelStatusToString(model_status).lower()
+            raise RuntimeError(f"HiGHS returned '{name}' for site {problem.site.id!r}")
+
+    def _network_cuts(self, problem: SiteProblem, gv: np.ndarray, gb: np.ndarray, n_b: int) -> None:
+        """Tree rows as lazy cuts: add the (row, block) pairs the current solution violates and re-solve
+        (warm) until none is violated. Same optimum as adding every row up front (the rows left out hold),
+        but most rows never bind, so the LP stays about the size of the aggregate-cap one.
+        Row (r, b): sum over the block's columns of rows[r, group] / kW-per-amp * p <= bound[r]."""
+        net = problem.network
+        if net is None or not net.bound.size or gv.size == 0:
+            return
+        assert problem.group_v is not None and problem.kw_per_amp_v is not None
+        n_g, n_r, n_e = gv.size, net.bound.size, net.rows.shape[1]
+        eg = problem.group_v[gv]
+        coef = net.rows[:, eg].T / problem.kw_per_amp_v[gv][:, None]  # [G, R] per kW
+        order = np.argsort(gb, kind="stable")
+        b_start = np.searchsorted(gb[order], np.arange(n_b + 1))
+        added = np.zeros(n_b * n_r, dtype=bool)
+        for _ in range(100):
+            x = np.asarray(self._h.getSolution().col_value)[:n_g]
+            amps = np.bincount(gb * n_e + eg, weights=x * problem.kw_per_amp_v[gv] ** -1.0,
+                               minlength=n_b * n_e).reshape(n_b, n_e)
+            bad = ((amps @ net.rows.T) > net.bound + 1e-7).ravel() & ~added
+            if not bad.any():
+                return
+            keys = np.flatnonzero(bad)
+            b, r = keys // n_r, keys % n_r
+            counts = b_start[b + 1] - b_start[b]
+            first = np.repeat(b_start[b], counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
+                                                                                        counts))
+            col, row = order[first], np.repeat(np.arange(keys.size), counts)
+            val = coef[col, r[row]]
+            nz = val != 0
+            col, row, val = col[nz], row[nz], val[nz]
+            starts = np.searchsorted(row, np.arange(keys.size)).astype(np.int32)
+            self._h.addRows(keys.size, np.full(keys.size, -highspy.kHighsInf), net.bound[r], val.size, starts,
+                            col.astype(np.int32), val)
+            added[keys] = True
+            self._run(problem)
+        raise RuntimeError(f"site {problem.site.id!r}: network cuts did not converge")
+
+    def _solve(self, problem: SiteProblem, limit_kw: np.ndarray) -> tuple[np.ndarray, str]:
         cfg = problem.config
         n_p, n_v = len(problem.pair_v), problem.n_vehicles
         if n_p == 0:
@@ -155,7 +229,7 @@ class LpSolver:
         bt = b_first[gb]
         cost = np.zeros(n_col)
         cost[:n_g] = (g_h * (problem.price[bt] + cfg.carbon_price_per_kg * problem.carbon[bt] / 1000.0)
-                      + cfg.early_bias_per_kwh_h * g_bias)
+                      + cfg.early_bias_per_kwh_h * urgency(problem)[gv] * g_bias)
         cost[c_unmet:c_defer] = unmet_penalty(problem)
         cost[c_defer:c_load] = terminal_value(problem)
         cost[c_peak] = problem.demand_charge() + (weight if merged else 0.0)
@@ -163,7 +237,7 @@ class LpSolver:
         lower = np.zeros(n_col)
         lower[c_peak] = problem.peak_floor_kw
         upper = np.full(n_col, highspy.kHighsInf)
-        upper[:n_g] = problem.limit_kw[gv]
+        upper[:n_g] = limit_kw[gv]
         upper[c_defer:c_load] = problem.session_need_kwh - problem.need_kwh
         upper[c_load:c_peak] = problem.cap_kw[b_first]
         row_lo = np.concatenate([problem.session_need_kwh, np.zeros(n_b), np.full(n_s + n_r, -highspy.kHighsInf)])
@@ -178,12 +252,9 @@ class LpSolver:
         if status == highspy.HighsStatus.kError:
             raise RuntimeError(f"HiGHS rejected the model of site {problem.site.id!r}")
         self.last_size = (n_col, n_row, int(a.nnz))
-        h.run()
-        model_status = h.getModelStatus()
-        if model_status != highspy.HighsModelStatus.kOptimal:
-            name = h.modelStatusToString(model_status).lower()
-            raise RuntimeError(f"HiGHS returned '{name}' for site {problem.site.id!r}")
-        power = np.clip(np.asarray(h.getSolution().col_value)[group], 0.0, problem.limit_kw[pv])
+        self._run(problem)
+        self._network_cuts(problem, gv, gb, n_b)
+        power = np.clip(np.asarray(h.getSolution().col_value)[group], 0.0, limit_kw[pv])
         # HiGHS meets rows within its 1e-7 tolerance; scale such slots down so caps hold exactly
         load = np.bincount(pt, weights=power, minlength=problem.n_slots)
         over = load > problem.cap_kw
@@ -202,6 +273,7 @@ def plan_site(site: Site, requests: Sequence[SessionRequest], signals: GridSigna
     problem = build_problem(site, requests, signals, start, config, peak_floor_kw)
     solver = solver or LpSolver(config.threads)
     power, status = solver.solve(problem)
-    plan = assemble(problem, power, method="lp", solve_time_s=0.0, status=status, trigger=trigger)
+    power, amps = round_pilots(problem, power)
+    plan = assemble(problem, power, method="lp", solve_time_s=0.0, status=status, trigger=trigger, amps=amps)
     metrics = msgspec.structs.replace(plan.metrics, solve_time_s=time.perf_counter() - t0)
     return msgspec.structs.replace(plan, metrics=metrics)

@@ -44,6 +44,19 @@ def _limit_name(problem: SiteProblem, v: int) -> str:
     return "charger limit"
 
 
+def _network_binding(problem: SiteProblem, power: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per slot: is a tree row (nearly) binding [T], and the most loaded row [T]; None without a tree."""
+    net = problem.network
+    if net is None or not net.bound.size or problem.group_v is None or problem.kw_per_amp_v is None:
+        return None
+    n_t, n_e = problem.n_slots, net.rows.shape[1]
+    amps = power / problem.kw_per_amp_v[problem.pair_v]
+    ga = np.bincount(problem.pair_t * n_e + problem.group_v[problem.pair_v], weights=amps,
+                     minlength=n_t * n_e).reshape(n_t, n_e)
+    use = (ga @ net.rows.T) / net.bound
+    return use.max(axis=1) >= 0.95, use.argmax(axis=1)  # 5 %: rounding to whole-step pilots leaves slack
+
+
 def explain_shortfalls(problem: SiteProblem, power: np.ndarray, unmet: np.ndarray,
                        load: np.ndarray) -> list[tuple[str, str] | None]:
     """(reason_code, message) per vehicle with unmet energy, None for the others."""
@@ -53,6 +66,7 @@ def explain_shortfalls(problem: SiteProblem, power: np.ndarray, unmet: np.ndarra
     bounds = np.searchsorted(problem.pair_v, np.arange(problem.n_vehicles + 1))
     occupancy = np.bincount(problem.pair_t, minlength=problem.n_slots)
     binding = load >= problem.cap_kw - _BIND_KW
+    net_binding = _network_binding(problem, power)
     for v in np.flatnonzero(unmet > tol):
         sl = slice(bounds[v], bounds[v + 1])
         t, h = problem.pair_t[sl], problem.pair_h[sl]
@@ -75,6 +89,11 @@ def explain_shortfalls(problem: SiteProblem, power: np.ndarray, unmet: np.ndarra
             e = _clock(problem, ev.end.timestamp())
             out[v] = ("dr_event", f"site cap during DR window '{ev.id}' ({ev.cap_kw:.1f} kW {s}-{e}): receives "
                                   f"{got:.1f} of {need:.1f} kWh needed before departure {dep}")
+        elif net_binding is not None and net_binding[0][t].any():
+            rows = net_binding[1][t][net_binding[0][t]]
+            element = problem.network.row_element[int(rows[0])]  # type: ignore[union-attr]
+            out[v] = ("network_limit", f"line limit of {element} binds: receives {got:.1f} of {need:.1f} kWh "
+                                       f"needed before departure {dep}")
         elif binding[t].any():
             others = int(occupancy[t].max()) - 1
             cap = float(problem.cap_kw[t][binding[t]].min())
@@ -87,7 +106,7 @@ def explain_shortfalls(problem: SiteProblem, power: np.ndarray, unmet: np.ndarra
 
 
 def assemble(problem: SiteProblem, power: np.ndarray, *, method: str, solve_time_s: float, status: str,
-             trigger: str = "") -> SitePlan:
+             trigger: str = "", amps: np.ndarray | None = None) -> SitePlan:
     """Build the ``SitePlan`` for per-pair power ``power`` (kW, aligned with ``problem.pair_*``)."""
     cfg = problem.config
     eff = cfg.efficiency
@@ -110,6 +129,7 @@ def assemble(problem: SiteProblem, power: np.ndarray, *, method: str, solve_time
     first_t = np.zeros(n_v, dtype=np.int64)  # slot of each vehicle's first pair (pairs are consecutive slots)
     first_t[counts > 0] = problem.pair_t[bounds[:-1][counts > 0]]
     kw_lists = power.tolist()
+    amp_lists = amps.tolist() if amps is not None else None
     vehicles = []
     for v, req in enumerate(problem.requests):
         dec = problem.decisions[v]
@@ -126,7 +146,8 @@ def assemble(problem: SiteProblem, power: np.ndarray, *, method: str, solve_time
             grid_kwh=float(grid_kwh[v]), delivered_before_kwh=before, expected_kwh_at_departure=expected,
             expected_soc_pct=None if soc is None else min(100.0, soc), target_soc_pct=dec.target_soc_pct,
             departs_after_horizon=bool(h_after[v] > 0), unmet_kwh=float(unmet[v]),
-            reason_code=why[0] if why else None, reason=why[1] if why else None, health_note=dec.note))
+            reason_code=why[0] if why else None, reason=why[1] if why else None, health_note=dec.note,
+            amps=amp_lists[bounds[v]:bounds[v + 1]] if amp_lists is not None else None))
 
     scope_load = load[problem.in_scope]
     peak_scope = float(scope_load.max()) if scope_load.size else 0.0

@@ -7,8 +7,13 @@ between the last call and ``now`` is added to each session's
 ``delivered_kwh`` and the realised in-scope peak is remembered — and then
 re-plans from ``now`` (the first slot runs from ``now`` to the next slot
 boundary). The realised peak is the demand-charge floor of later plans, so only
-increases above it cost money. Meter readings can replace the integrated
-energy with ``record_delivery``.
+increases above it cost money. Meter readings replace the integrated energy
+(``record_delivery``); a vehicle that took clearly less than the plan offered
+(> 0.2 % short) gets its ``max_kw`` lowered to the rate it actually took
+(offered peak x taken / offered energy since the previous reading), and later
+plans use it. ``update`` applies all events of one period (plug-ins,
+plug-outs, readings, signals, DR events) and re-plans once. At a site with an
+electrical tree a request without ``charger_id`` is given the first free charger.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> from models.charging.types import Charger, GridSignals, SessionRequest, Site
@@ -28,19 +33,25 @@ from __future__ import annotations
 
 import logging
 import time
+import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
 import numpy as np
 
+from models.charging.errors import UnknownSession
 from models.charging.heuristics import METHODS, heuristic_power
 from models.charging.lp import LpSolver
 from models.charging.outcome import assemble, site_load
+from models.charging.pilots import round_pilots
 from models.charging.problem import SiteProblem, build_problem
 from models.charging.results import SitePlan
 from models.charging.types import DemandResponseEvent, GridSignals, PlanConfig, SessionRequest, Site
 
 __all__ = ["Planner", "PlannerState"]
+
+_UNDER_DRAW = 2e-3  # a reading this much (relative) below the planned energy means the car took less
 
 
 
@@ -80,6 +91,7 @@ class Planner:
         self.plan: SitePlan | None = None
         self._problem: SiteProblem | None = None
         self._power: np.ndarray | None = None
+        self._offered: dict[str, tuple[float, float]] = {}  # vin -> (planned kWh, top kW) since last reading
 
     # ----------------------------------------------------------------- state
     @property
@@ -89,6 +101,8 @@ class Planner:
 
     def delivered_kwh(self, vin: str) -> float:
         """Battery-side energy delivered to ``vin`` in its session so far."""
+        if vin not in self._sessions:
+            raise UnknownSession(vin, self.site.id, "Planner.delivered_kwh")
         return self._sessions[vin].delivered_kwh
 
     def pop_closed(self) -> list[SessionRequest]:
@@ -119,40 +133,58 @@ class Planner:
     # ---------------------------------------------------------------- events
     def plug_in(self, request: SessionRequest, now: datetime) -> SitePlan:
         """A vehicle plugged in (or announced a session): add it and re-plan."""
-        if request.site_id != self.site.id:
-            raise ValueError(f"SessionRequest.site_id {request.site_id!r} does not match site {self.site.id!r}")
-        self.advance(now)
-        old = self._sessions.get(request.vin)
-        if old is not None and old.plug_in == request.plug_in:
-            if request.delivered_kwh == 0.0:  # an update of the same session: keep its energy
-                request = msgspec.structs.replace(request, delivered_kwh=old.delivered_kwh)
-        elif old is not None:  # a new session of the same vehicle: the old one is over
-            self._closed.append(old)
-        self._sessions[request.vin] = request
-        return self.replan(now, f"plug_in:{request.vin}")
+        return self.update(now, plug_ins=(request,))
 
     def plug_out(self, vin: str, now: datetime) -> SitePlan:
         """A vehicle left: drop it and re-plan (unknown vins are ignored)."""
-        self.advance(now)
-        gone = self._sessions.pop(vin, None)
-        if gone is not None:
-            self._closed.append(gone)
-        return self.replan(now, f"plug_out:{vin}")
+        return self.update(now, plug_outs=(vin,))
 
     def update_signals(self, signals: GridSignals, now: datetime) -> SitePlan:
         """New prices / peak windows / DR events for this site: re-plan."""
-        if signals.site_id != self.site.id:
-            raise ValueError(f"GridSignals.site_id {signals.site_id!r} does not match site {self.site.id!r}")
-        self.advance(now)
-        self.signals = signals
-        return self.replan(now, "grid")
+        return self.update(now, signals=signals)
 
     def demand_response(self, event: DemandResponseEvent, now: datetime) -> SitePlan:
         """Add (or replace, by id) a demand-response event and re-plan."""
+        return self.update(now, dr_events=(event,))
+
+    def update(self, now: datetime, *, plug_ins: Sequence[SessionRequest] = (), plug_outs: Sequence[str] = (),
+               deliveries: Mapping[str, float] | None = None, signals: GridSignals | None = None,
+               dr_events: Sequence[DemandResponseEvent] = ()) -> SitePlan:
+        """Apply every event of one period (plug-ins, plug-outs, meter readings, new signals, DR events)
+        and re-plan once. Checks all inputs before changing anything."""
+        for r in plug_ins:
+            if r.site_id != self.site.id:
+                raise ValueError(f"SessionRequest.site_id {r.site_id!r} does not match site {self.site.id!r}")
+        if signals is not None and signals.site_id != self.site.id:
+            raise ValueError(f"GridSignals.site_id {signals.site_id!r} does not match site {self.site.id!r}")
+        readings = dict(deliveries or {})
+        new_vins = {r.vin for r in plug_ins}
+        for vin, kwh in readings.items():
+            if vin not in self._sessions and vin not in new_vins:
+                raise UnknownSession(vin, self.site.id, "Planner.update(deliveries=...)")
+            if not (isinstance(kwh, (int, float)) and math.isfinite(kwh) and kwh >= 0):
+                raise ValueError(f"delivered_kwh of {vin!r} must be a finite number >= 0, got {kwh!r}")
         self.advance(now)
-        events = tuple(e for e in self.signals.dr_events if e.id != event.id) + (event,)
-        self.signals = msgspec.structs.replace(self.signals, dr_events=events)
-        return self.replan(now, f"dr_event:{event.id}")
+        for vin in plug_outs:
+            gone = self._sessions.pop(vin, None)
+            self._offered.pop(vin, None)
+            if gone is not None:
+                self._closed.append(gone)
+        for r in plug_ins:
+            self._add(r)
+        for vin, kwh in readings.items():
+            self._reading(vin, float(kwh))
+        if signals is not None:
+            self.signals = signals
+        if dr_events:
+            ids = {e.id for e in dr_events}
+            kept = tuple(e for e in self.signals.dr_events if e.id not in ids)
+            self.signals = msgspec.structs.replace(self.signals, dr_events=kept + tuple(dr_events))
+        parts = ([f"plug_in:{r.vin}" for r in plug_ins] + [f"plug_out:{v}" for v in plug_outs]
+                 + [f"delivery:{v}" for v in readings] + (["grid"] if signals is not None else [])
+                 + [f"dr_event:{e.id}" for e in dr_events])
+        trigger = parts[0] if len(parts) == 1 else (f"batch:{len(parts)}" if parts else "tick")
+        return self.replan(now, trigger)
 
     def tick(self, now: datetime) -> SitePlan | None:
         """Elapsed time: re-plan if ``replan_every`` has passed since the last plan, else None."""
@@ -164,11 +196,45 @@ class Planner:
         return self.replan(now, "tick")
 
     def record_delivery(self, vin: str, delivered_kwh: float, now: datetime) -> None:
-        """Replace the integrated energy of ``vin`` by a meter reading (battery-side kWh) taken at ``now``."""
+        """Replace the integrated energy of ``vin`` by a meter reading (battery-side kWh) taken at ``now``;
+        a vehicle that took less than the plan offered gets its ``max_kw`` lowered to what it took."""
+        if vin not in self._sessions:
+            raise UnknownSession(vin, self.site.id, "Planner.record_delivery")
+        if not (isinstance(delivered_kwh, (int, float)) and math.isfinite(delivered_kwh) and delivered_kwh >= 0):
+            raise ValueError(f"delivered_kwh must be a finite number >= 0, got {delivered_kwh!r}")
         self.advance(now)
-        if not delivered_kwh >= 0:
-            raise ValueError(f"delivered_kwh must be >= 0, got {delivered_kwh!r}")
-        self._sessions[vin] = msgspec.structs.replace(self._sessions[vin], delivered_kwh=float(delivered_kwh))
+        self._reading(vin, float(delivered_kwh))
+
+    def _add(self, request: SessionRequest) -> None:
+        old = self._sessions.get(request.vin)
+        if request.charger_id is None and self.site.nodes:  # a wired site must know the phases: pick a charger
+            if old is not None and old.plug_in == request.plug_in and old.charger_id is not None:
+                free = old.charger_id
+            else:
+                busy = {r.charger_id for r in self._sessions.values() if r.vin != request.vin}
+                free = next((c.id for c in self.site.chargers if c.id not in busy), None)
+            if free is None:
+                raise ValueError(f"SessionRequest.charger_id: no free charger at site {self.site.id!r} "
+                                 f"(vin {request.vin})")
+            request = msgspec.structs.replace(request, charger_id=free)
+        if old is not None and old.plug_in == request.plug_in:
+            if request.delivered_kwh == 0.0:  # an update of the same session: keep its energy
+                request = msgspec.structs.replace(request, delivered_kwh=old.delivered_kwh)
+        elif old is not None:  # a new session of the same vehicle: the old one is over
+            self._closed.append(old)
+            self._offered.pop(request.vin, None)
+        self._sessions[request.vin] = request
+
+    def _reading(self, vin: str, measured: float) -> None:
+        """Meter reading: learn the acceptance rate when the vehicle took clearly less than offered."""
+        cur = self._sessions[vin]
+        planned, top_kw = self._offered.pop(vin, (0.0, 0.0))
+        took = measured - (cur.delivered_kwh - planned)  # energy since the previous reading
+        if planned > 1e-3 and took < planned * (1.0 - _UNDER_DRAW) and top_kw > 0:
+            learned = max(1e-3, top_kw * max(0.0, took) / planned)
+            if learned < cur.max_kw:
+                cur = msgspec.structs.replace(cur, max_kw=learned)
+        self._sessions[vin] = msgspec.structs.replace(cur, delivered_kwh=measured)
 
     # ------------------------------------------------------------- mechanics
     def _check_clock(self, now: datetime) -> None:
@@ -191,12 +257,16 @@ class Planner:
             hours = np.maximum(0.0, b - a) / 3600.0
             energy = np.bincount(prob.pair_v, weights=prob.config.efficiency * power * hours,
                                  minlength=prob.n_vehicles)
+            top = np.zeros(prob.n_vehicles)
+            np.maximum.at(top, prob.pair_v, np.where(hours > 0, power, 0.0))
             for v in np.flatnonzero(energy > 0):
                 req = prob.requests[v]
                 cur = self._sessions.get(req.vin)
                 if cur is not None and cur.plug_in == req.plug_in:
                     self._sessions[req.vin] = msgspec.structs.replace(
                         cur, delivered_kwh=cur.delivered_kwh + float(energy[v]))
+                    e0, k0 = self._offered.get(req.vin, (0.0, 0.0))
+                    self._offered[req.vin] = (e0 + float(energy[v]), max(k0, float(top[v])))
             touched = (prob.slot_start_s < hi) & (prob.slot_end_s > lo) & prob.in_scope
             if touched.any():
                 load = site_load(prob, power)
@@ -218,8 +288,8 @@ class Planner:
             power, status = self._solver.solve(prob)
         else:
             power, status = heuristic_power(prob, self.method), "heuristic"
-        power = np.clip(power, 0.0, prob.limit_kw[prob.pair_v])
+        power, amps = round_pilots(prob, np.clip(power, 0.0, prob.limit_kw[prob.pair_v]))
         plan = assemble(prob, power, method=self.method, solve_time_s=time.perf_counter() - t0, status=status,
-                        trigger=trigger)
+                        trigger=trigger, amps=amps)
         self._problem, self._power, self.plan, self._last_plan_at = prob, power, plan, now
         return plan

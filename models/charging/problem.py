@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 
 import numpy as np
 
+from models.charging.network import Network, compile_network
 from models.charging.policy import HealthDecision, apply_health_policy
 from models.charging.types import GridSignals, PlanConfig, SessionRequest, Site
 
@@ -57,6 +59,12 @@ class SiteProblem:
     after_h: np.ndarray  # [V] plugged-in hours after the horizon end
     decisions: tuple[HealthDecision, ...]
     peak_floor_kw: float
+    plan_limit_kw: np.ndarray  # [V] limit_kw less the headroom where the vehicle still gets its need
+    network: Network | None = None  # the site's tree rows (None: aggregate cap only)
+    group_v: np.ndarray | None = None  # [V] network group of each vehicle's charger
+    kw_per_amp_v: np.ndarray | None = None  # [V]
+    pilot_min_a: np.ndarray | None = None  # [V]
+    pilot_step_a: np.ndarray | None = None  # [V] 0 = continuous
 
     @property
     def n_slots(self) -> int:
@@ -124,6 +132,9 @@ def _check_requests(site: Site, requests: Sequence[SessionRequest], start_s: flo
         if r.departure.timestamp() <= start_s:
             raise ValueError(f"SessionRequest.departure {r.departure.isoformat()} is not after the plan start "
                              f"(vin {r.vin})")
+        if r.charger_id is None and site.nodes:
+            raise ValueError(f"SessionRequest.charger_id is required at site {site.id!r}, which has an electrical "
+                             f"tree (vin {r.vin})")
         if r.charger_id is not None:
             site.charger(r.charger_id)
             by_charger.setdefault(r.charger_id, []).append((r.plug_in.timestamp(), r.departure.timestamp(), r.vin))
@@ -148,8 +159,10 @@ def build_problem(site: Site, requests: Sequence[SessionRequest], signals: GridS
     price, carbon, cap, dr, scope = _signal_arrays(signals, slot_start, slot_end, site.cap_kw)
     reqs = tuple(requests)
     n_v = len(reqs)
-    best_charger = max(c.max_kw for c in site.chargers)
-    kw = {c.id: c.max_kw for c in site.chargers}
+    net = _network(site, config.phase_facet_deg)
+    kw = {c.id: c.max_kw if net is None or c.max_a is None else min(c.max_kw, c.max_a * net.kw_per_amp[c.id])
+          for c in site.chargers}
+    best_charger = max(kw.values())
     decisions = tuple(apply_health_policy(r, config.health) for r in reqs)
     arrival = np.fromiter((r.plug_in.timestamp() for r in reqs), float, n_v)
     departure = np.fromiter((r.departure.timestamp() for r in reqs), float, n_v)
@@ -161,6 +174,16 @@ def build_problem(site: Site, requests: Sequence[SessionRequest], signals: GridS
     session_need = np.maximum(0.0, np.fromiter((d.session_need_kwh for d in decisions), float, n_v) - delivered)
     h_after = np.maximum(0.0, departure - np.maximum(arrival, slot_end[-1])) / 3600.0
     need = np.maximum(0.0, session_need - config.efficiency * limit * h_after)
+    h_in = np.maximum(0.0, np.minimum(departure, slot_end[-1]) - np.maximum(arrival, slot_start[0])) / 3600.0
+    reduced = limit * (1.0 - config.headroom)
+    plan_limit = np.where(need <= config.efficiency * reduced * h_in, reduced, limit)
+    elec: dict[str, np.ndarray] = {}
+    if net is not None:
+        chargers = [site.charger(r.charger_id) for r in reqs]  # type: ignore[arg-type]
+        elec = {"group_v": np.fromiter((net.group_of[c.id] for c in chargers), np.int64, n_v),
+                "kw_per_amp_v": np.fromiter((net.kw_per_amp[c.id] for c in chargers), float, n_v),
+                "pilot_min_a": np.fromiter((c.min_a for c in chargers), float, n_v),
+                "pilot_step_a": np.fromiter((c.step_a for c in chargers), float, n_v)}
 
     a = np.maximum(arrival, slot_start[0])
     d = np.minimum(departure, slot_end[-1])
@@ -180,4 +203,10 @@ def build_problem(site: Site, requests: Sequence[SessionRequest], signals: GridS
                        cap_kw=cap, dr_event=dr, in_scope=scope, pair_v=pair_v, pair_t=pair_t, pair_h=pair_h,
                        arrival_s=arrival, departure_s=departure, charger_kw=charger_kw, limit_kw=limit,
                        session_need_kwh=session_need, need_kwh=need, after_h=h_after, decisions=decisions,
-                       peak_floor_kw=float(peak_floor_kw))
+                       peak_floor_kw=float(peak_floor_kw), plan_limit_kw=plan_limit, network=net,
+                       **elec)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=512)
+def _network(site: Site, max_deg: float) -> Network | None:
+    return compile_network(site, max_deg)

@@ -22,15 +22,17 @@ def aligned_starts(first: datetime, n: int, slot_minutes: int) -> list[datetime]
     aligned = utc - ((utc - _EPOCH) % step)
     return [first if i == 0 else (aligned + i * step).astimezone(first.tzinfo) for i in range(n)]
 
-REASON_CODES = ("vehicle_limit", "dr_event", "site_cap", "schedule")
+REASON_CODES = ("vehicle_limit", "dr_event", "site_cap", "network_limit", "schedule")
 """Why a vehicle gets less than it needs: its own power x plugged-in time is too small
 (``vehicle_limit``), the site cap lowered by a demand-response event binds
-(``dr_event``), the shared site cap binds (``site_cap``), or a heuristic's priority
-order left it short while capacity existed (``schedule``)."""
+(``dr_event``), the shared site cap binds (``site_cap``), a line limit of the
+electrical tree binds (``network_limit``), or a heuristic's priority order left it
+short while capacity existed (``schedule``)."""
 
 
 class VehicleSchedule(msgspec.Struct, frozen=True):
-    """One vehicle's set-points: ``kw[i]`` applies while plugged in during slot i.
+    """One vehicle's set-points: ``kw[i]`` applies while plugged in during slot i; ``amps[i]`` is the
+    pilot signal (A) to send to its EVSE for that slot (None at sites without an electrical tree).
 
     Slot 0 starts at ``first_slot_start`` (the plan start or the aligned slot
     start of the first plugged-in slot); slot i >= 1 starts at the aligned
@@ -57,6 +59,7 @@ class VehicleSchedule(msgspec.Struct, frozen=True):
     reason_code: str | None = None
     reason: str | None = None
     health_note: str = ""
+    amps: list[float] | None = None
 
     def slots(self) -> list[tuple[datetime, float]]:
         """The schedule as (slot start, kW) pairs."""

@@ -8,7 +8,7 @@ event at 18:00 halving the cap. 75 % of vehicles arrive in the evening
 (~18:00 +- 1.5 h local) and leave the next morning (06:00-09:00), SoC 10-60 %
 to 80-100 %; 25 % are daytime top-ups of 2-6 h from 40-70 % to 80 %. Capacity
 40-100 kWh; 70 % of requests are SoC-based, the rest energy-only; ~10 % have a
-battery risk >= 0.5.
+battery risk >= 0.5. ``tree=True`` wires every site (see ``_wired``).
 
 >>> sites, reqs, sigs, start = synthetic_fleet(2, 10, seed=1)
 >>> len(sites), len(reqs), len(sigs), start.isoformat()
@@ -23,9 +23,31 @@ import msgspec
 import numpy as np
 
 from models.charging.tariff import load_tariff, tariff_signals
+from models.charging.network import Node
 from models.charging.types import Charger, DemandResponseEvent, GridSignals, SessionRequest, Site
 
 __all__ = ["synthetic_fleet"]
+
+_VOLTS = 208.0
+
+
+def _wired(sid: str, tz: str, cap: float, chargers: tuple[Charger, ...]) -> Site:
+    """The site with an electrical tree: a 208 V transformer rated at 1.2 x the feeder cap (kVA) feeding two
+    panels with half their chargers each; 7.4 kW chargers on phase pairs in turn (0 or >= 6 A), the others
+    three-phase; each panel's lines limited to 60 % of the current its chargers could draw per line."""
+    wired, load = [], {"p0": np.zeros(3), "p1": np.zeros(3)}
+    for i, c in enumerate(chargers):
+        panel = f"p{i % 2}"
+        phases = ("AB", "BC", "CA")[(i // 2) % 3] if c.max_kw < 8 else "ABC"
+        kwpa = (_VOLTS if phases != "ABC" else 3 ** 0.5 * _VOLTS) / 1000
+        amps = c.max_kw / kwpa
+        lines = [("ABC".index(p)) for p in phases]
+        load[panel][lines] += amps
+        wired.append(msgspec.structs.replace(c, panel=panel, phases=phases, voltage_v=_VOLTS, max_a=amps,
+                                             min_a=6.0 if c.kind == "AC" else 0.0))
+    nodes = (Node("tx", "transformer", kva=round(1.2 * cap, 1), voltage_v=_VOLTS),
+             *(Node(p, "panel", parent="tx", limit_a=round(0.6 * float(a.max()), 1)) for p, a in load.items()))
+    return Site(sid, tz, cap, tuple(wired), nodes)
 
 _ZONES = ("America/Los_Angeles", "America/Denver", "America/Chicago", "America/New_York")
 _KINDS = ((7.4, "AC", 0.50), (11.0, "AC", 0.25), (22.0, "AC", 0.10), (50.0, "DC", 0.15))
@@ -33,7 +55,7 @@ _KINDS = ((7.4, "AC", 0.50), (11.0, "AC", 0.25), (22.0, "AC", 0.10), (50.0, "DC"
 
 def synthetic_fleet(n_sites: int = 100, vehicles_per_site: int = 100, *, seed: int = 7,
                     start: datetime = datetime(2026, 3, 3, 20, tzinfo=timezone.utc), cap_share: float = 0.35,
-                    demand_charge: float = 10.0, slot_minutes: int = 15,
+                    demand_charge: float = 10.0, slot_minutes: int = 15, tree: bool = False,
                     ) -> tuple[list[Site], list[SessionRequest], list[GridSignals], datetime]:
     """(sites, requests, signals, horizon start) for ``n_sites`` x ``vehicles_per_site`` sessions."""
     rng = np.random.default_rng(seed)
@@ -49,7 +71,7 @@ def synthetic_fleet(n_sites: int = 100, vehicles_per_site: int = 100, *, seed: i
         chargers = tuple(Charger(f"{sid}-c{i:03d}", _KINDS[k][0], _KINDS[k][1])  # type: ignore[arg-type]
                          for i, k in enumerate(kind))
         cap = round(cap_share * sum(c.max_kw for c in chargers), 1)
-        site = Site(sid, tz, cap, chargers)
+        site = _wired(sid, tz, cap, chargers) if tree else Site(sid, tz, cap, chargers)
         local_day = start.astimezone(site.tz).date()
         evening = datetime.combine(local_day, datetime.min.time(), site.tz).astimezone(timezone.utc)
         evening = evening + timedelta(hours=18)

@@ -22,9 +22,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from models.charging.errors import InfeasibleNetwork
+from models.charging.network import PHASES, Node, check_tree
 from models.charging.policy import HealthPolicy
 
-__all__ = ["Charger", "Site", "SessionRequest", "Window", "DemandResponseEvent", "GridSignals", "PlanConfig"]
+__all__ = ["Charger", "Node", "Site", "SessionRequest", "Window", "DemandResponseEvent", "GridSignals", "PlanConfig"]
 
 
 #: Plausible energy prices: the European day-ahead market's floor (-500 per MWh) to 10x its usual peaks.
@@ -63,26 +65,55 @@ def _non_empty(owner: str, name: str, value: str) -> None:
 
 
 class Charger(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One charge point: id, maximum power (kW) and kind (AC or DC)."""
+    """One charge point: id, maximum power (kW), kind (AC or DC) and, on a site with an electrical tree,
+    where it is wired and which pilot signals it accepts.
+
+    ``panel``: the node it hangs on; ``phases``: ``AB``/``BC``/``CA`` (single-phase on a phase pair) or
+    ``ABC`` (three-phase); ``voltage_v``: line-to-line volts (default: the nearest node above that gives
+    one). Pilots: 0 or ``min_a``..``max_a`` amps, continuous when ``step_a`` is 0, else in ``step_a``
+    steps from ``min_a`` (e.g. 6..32 A in 1 A steps). ``max_a`` None = ``max_kw`` / kW-per-amp.
+    """
 
     id: str
     max_kw: float
     kind: Literal["AC", "DC"] = "AC"
+    panel: str | None = None
+    phases: str | None = None
+    voltage_v: float | None = None
+    min_a: float = 0.0
+    max_a: float | None = None
+    step_a: float = 0.0
 
     def __post_init__(self) -> None:
         _non_empty("Charger", "id", self.id)
         _positive("Charger", "max_kw", self.max_kw)
         if self.kind not in ("AC", "DC"):
             raise ValueError(f"Charger.kind must be 'AC' or 'DC', got {self.kind!r}")
+        if self.phases is not None and self.phases not in PHASES:
+            raise InfeasibleNetwork(f"Charger {self.id!r}.phases must be one of {PHASES}, got {self.phases!r}")
+        if self.voltage_v is not None:
+            _positive(f"Charger {self.id!r}", "voltage_v", self.voltage_v)
+        _non_negative(f"Charger {self.id!r}", "min_a", self.min_a)
+        _non_negative(f"Charger {self.id!r}", "step_a", self.step_a)
+        if self.max_a is not None:
+            _positive(f"Charger {self.id!r}", "max_a", self.max_a)
+            if self.max_a < self.min_a:
+                raise ValueError(f"Charger {self.id!r}.max_a {self.max_a!r} must be >= min_a {self.min_a!r}")
 
 
 class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A charging site: IANA time zone, site/feeder cap (kW) and its chargers."""
+    """A charging site: IANA time zone, site/feeder cap (kW), its chargers and, optionally, its electrical
+    tree (``nodes``: transformers/panels/feeders with per-line limits, see ``network.py``).
+
+    ``cap_kw`` alone is the simplest case (one aggregate limit); with ``nodes`` every charger names its
+    ``panel`` and ``phases`` and the planner keeps every line of every node within its limit too.
+    """
 
     id: str
     timezone: str
     cap_kw: float
     chargers: tuple[Charger, ...]
+    nodes: tuple[Node, ...] = ()
 
     def __post_init__(self) -> None:
         _non_empty("Site", "id", self.id)
@@ -97,6 +128,7 @@ class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if len(set(ids)) != len(ids):
             dup = sorted({i for i in ids if ids.count(i) > 1})
             raise ValueError(f"Site.chargers has duplicate ids {dup}")
+        check_tree(self)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -294,6 +326,10 @@ class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     - ``fine_slots``: the first slots the LP never merges into blocks (see
       ``lp.py``); the rest is solved per block of identical conditions.
     - ``threads``: HiGHS threads (1 = one core).
+    - ``phase_facet_deg``: widest chord of the linear inner approximation of per-line current limits
+      (``network.py``): at most 1 - cos(deg / 2) of a line's limit is given away (0.86 % at 15°).
+    - ``headroom``: share of a vehicle's power limit the plan leaves unused when the vehicle can still get
+      its energy without it, so a car that takes a little less than offered still finishes (0 = off).
     """
 
     slot_minutes: int = 15
@@ -307,6 +343,8 @@ class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fine_slots: int = 12
     threads: int = 1
     tol_kwh: float = 1e-3
+    phase_facet_deg: float = 15.0
+    headroom: float = 0.02
     health: HealthPolicy = HealthPolicy()
 
     def __post_init__(self) -> None:
@@ -325,6 +363,8 @@ class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _non_negative(o, "rebound_peak_weight_per_kw", self.rebound_peak_weight_per_kw)
         _non_negative(o, "early_bias_per_kwh_h", self.early_bias_per_kwh_h)
         _positive(o, "tol_kwh", self.tol_kwh)
+        _in_range(o, "phase_facet_deg", self.phase_facet_deg, 1.0, 60.0)
+        _in_range(o, "headroom", self.headroom, 0.0, 0.5)
         if not isinstance(self.fine_slots, int) or self.fine_slots < 0:
             raise ValueError(f"{o}.fine_slots must be an integer >= 0, got {self.fine_slots!r}")
         if not isinstance(self.threads, int) or self.threads < 1:

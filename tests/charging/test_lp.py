@@ -104,7 +104,7 @@ def test_block_lp_matches_independent_per_slot_lp():
             request("C", 5.2, 30.0, charger="ac2", energy_kwh=50.0),
             request("D", 6.0, 7.0, charger="ac3", energy_kwh=12.0)]
     grid = evening_tou(dr_events=(DemandResponseEvent("x", hours(5.5), hours(6.5), 8.0),))
-    cfg = PlanConfig(early_bias_per_kwh_h=0.0, fine_slots=0)
+    cfg = PlanConfig(early_bias_per_kwh_h=0.0, fine_slots=0, headroom=0.0)
     prob = build_problem(site, reqs, grid, T0, cfg)
     p, status = LpSolver().solve(prob)
     assert status == "optimal" and slot_blocks(prob).max() + 1 < prob.n_slots  # blocks really merged
