@@ -13,6 +13,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from streams import metrics
 from streams.alerting import register_alerting
 from streams.audit import AuditLog
 from streams.auth import TokenVerifier
@@ -180,6 +181,9 @@ def create_app(settings: Settings) -> FleetApp:
     app.batch_topics[settings.topic_telemetry] = app.ingest.handle_batch
     app.batch_topics[settings.topic_maintenance] = app.ingest.handle_maintenance_batch
     app.ingest.telemetry_topic = settings.topic_telemetry
+    for topic in (settings.topic_telemetry, settings.topic_maintenance):  # series at 0 from start-up
+        for outcome in ("valid", "unsigned_accepted"):
+            metrics.SIGNED_RECORDS.labels(topic, outcome)
     register_weather(app, settings)
     register_charging(app, settings)
 
