@@ -37,7 +37,7 @@ def _budget(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     """Arguments of ``fleet infer``."""
     p = argparse.ArgumentParser(prog="fleet infer", description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="CSV or Parquet file, one row per sample")
+    p.add_argument("--data", help="CSV or Parquet (needs pyarrow) file, one row per sample")
     p.add_argument("--inputs", help="comma-separated input columns (with --predict: taken from the artifact)")
     p.add_argument("--outputs", help="comma-separated output columns (with --predict: taken from the artifact)")
     p.add_argument("--segment-column", default=None, help="column naming independent experiments")
@@ -46,7 +46,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-s", default="480", help="training time budget in seconds (default 480)")
     p.add_argument("--seed", default="0", help="random seed (default 0)")
     p.add_argument("--predict", default=None, metavar="ARTIFACT", help="run this twin on --data instead of inferring")
-    p.add_argument("--out", required=True, help="artifact parent directory, or with --predict the output CSV")
+    p.add_argument("--export-fmu", default=None, metavar="ARTIFACT",
+                   help="export this twin as an FMI 2.0 co-simulation FMU to --out (a .fmu file)")
+    p.add_argument("--out", required=True,
+                   help="artifact parent directory; with --predict the output CSV; with --export-fmu the .fmu file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -102,6 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point (``fleet infer ...`` or ``python -m models.inference.cli ...``)."""
     args = parser().parse_args(argv)
     try:
+        if args.export_fmu:
+            from models.inference.fmu import export_fmu
+
+            print(f"wrote {export_fmu(Path(args.export_fmu), Path(args.out))}")
+            return
+        if not args.data:
+            raise InferenceError("--data PATH is required (the table to infer from or predict on)")
         if args.predict:
             n_bad = predict(args)
             print(f"wrote {args.out}")

@@ -19,7 +19,7 @@ import numpy as np
 from models.inference.data import Dataset, Port
 from models.inference.errors import InferenceError
 from models.inference.fitting import Scaler, free_run, input_constants, nrmse, select_arx, train_torch
-from models.inference.structures import Params, Structure, make_structure, one_step
+from models.inference.structures import Params, Runner, Structure, make_structure, one_step
 
 #: Grey-box structures of the library tried after ARX, then the neural fallback (in this order).
 DEFAULT_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -72,6 +72,12 @@ class InferredTwin:
                    for p, v, a, b in zip(self.inputs, row, lo, hi) if v < a or v > b]
             flags.append(";".join(bad))
         return flags
+
+
+def runner(twin: InferredTwin) -> Runner:
+    """Step-by-step execution of ``twin`` in physical units (assemblies, FMUs)."""
+    sc = twin.scaler
+    return Runner(twin.structure, twin.params, twin.dt, sc.u_mean, sc.u_std, sc.y_mean, sc.y_std)
 
 
 def evaluate(twin: InferredTwin, data: Dataset) -> dict[str, dict[str, float]]:

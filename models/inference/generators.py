@@ -19,7 +19,7 @@ training segment; a higher charge rate than any training segment).
 
 >>> segs = cell_segments(2, seed=1)
 >>> [s["kind"] for s in segs], sorted(segs[0]["columns"])
-(['drive', 'ac'], ['ambient_C', 'current_A', 'heat_W', 'temperature_C', 'voltage_V'])
+(['drive', 'ac'], ['ambient_C', 'current_A', 'heat_W', 'speed_mps', 'temperature_C', 'voltage_V'])
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _vehicle(name: str) -> Any:
     return next(m for m in load_ev_models() if name in m.name)
 
 
-def _traction_kw(speed: np.ndarray, mass_scale: float, vehicle: str) -> tuple[np.ndarray, np.ndarray]:
+def traction_kw(speed: np.ndarray, mass_scale: float, vehicle: str) -> tuple[np.ndarray, np.ndarray]:
     """Motor shaft power and pack draw (kW, discharge positive) of an EV model along ``speed``."""
     ev = _vehicle(vehicle)
     accel = np.gradient(speed)
@@ -107,6 +107,13 @@ def _ambient(rng: np.random.Generator, n: int, base: float) -> np.ndarray:
     """A slowly drifting ambient temperature (°C) around ``base``."""
     period = rng.uniform(3000.0, 9000.0)
     return base + rng.uniform(1.0, 3.0) * np.sin(2 * np.pi * np.arange(n) / period + rng.uniform(0, 6.3))
+
+
+def cell_current_a(p_batt_kw: np.ndarray, vehicle: str = "Leaf") -> np.ndarray:
+    """Current (A, positive charging) of one 5 Ah cell when the pack of ``vehicle`` draws ``p_batt_kw``."""
+    ev = _vehicle(vehicle)
+    pack_ah = ev.battery_kwh * 1000.0 / (ev.cells_series * 3.7)
+    return -p_batt_kw * 1000.0 / (ev.cells_series * 3.7) * CAPACITY_AH / pack_ah
 
 
 def _charge_current(rng: np.random.Generator, c_rate: float, dc: bool, soc0: float, n: int) -> np.ndarray:
@@ -125,15 +132,13 @@ def cell_segments(n: int, seed: int = 0, ood: bool = False, scale: float = 1.0) 
     With ``ood`` the drive segments run at 38 °C ambient and the DC charges at 2C.
     """
     rng = np.random.default_rng(seed)
-    leaf = _vehicle("Leaf")
-    pack_ah = leaf.battery_kwh * 1000.0 / (leaf.cells_series * 3.7)
     out = []
     for j in range(n):
         kind = ("drive", "ac", "drive", "dc")[j % 4]
         if kind == "drive":
             speed = _route(rng, max(1, int(round(rng.integers(2, 5) * scale))))
-            _, p_batt = _traction_kw(speed, rng.uniform(0.85, 1.2), "Leaf")
-            current = -p_batt * 1000.0 / (leaf.cells_series * 3.7) * CAPACITY_AH / pack_ah
+            _, p_batt = traction_kw(speed, rng.uniform(0.85, 1.2), "Leaf")
+            current = cell_current_a(p_batt)
             base = OOD_AMBIENT_C if ood else rng.uniform(*TRAIN_AMBIENT_C)
             soc0 = rng.uniform(0.5, 0.95)
         else:
@@ -141,10 +146,11 @@ def cell_segments(n: int, seed: int = 0, ood: bool = False, scale: float = 1.0) 
             rate = (OOD_DC_C_RATE if ood else rng.uniform(*TRAIN_DC_C_RATE)) if kind == "dc" else rng.uniform(0.15, 0.4)
             soc0 = rng.uniform(0.1, 0.4)
             current = _charge_current(rng, rate, kind == "dc", soc0, length)
+            speed = np.zeros(length)
             base = rng.uniform(*TRAIN_AMBIENT_C)
         ambient = _ambient(rng, len(current), base)
         sim = simulate_cell(current, ambient, soc0, base + rng.normal(0.0, 2.0))
-        cols = {"current_A": current, "ambient_C": ambient}
+        cols = {"current_A": current, "ambient_C": ambient, "speed_mps": speed}
         cols |= {k: sim[k] + rng.normal(0.0, NOISE[k], len(current)) for k in ("voltage_V", "temperature_C", "heat_W")}
         out.append({"name": f"{'ood-' if ood else ''}{kind}-{j}", "kind": kind, "columns": cols})
     return out
@@ -160,7 +166,7 @@ def inverter_segments(n: int, seed: int = 0, ood: bool = False, scale: float = 1
     out = []
     for j in range(n):
         speed = _route(rng, max(1, int(round(rng.integers(2, 5) * scale))))
-        p_motor, _ = _traction_kw(speed, rng.uniform(0.85, 1.3), "Bolt")
+        p_motor, _ = traction_kw(speed, rng.uniform(0.85, 1.3), "Bolt")
         nn = len(speed)
         ambient = _ambient(rng, nn, OOD_AMBIENT_C if ood else rng.uniform(*TRAIN_AMBIENT_C))
         on = np.ones(1, dtype=bool)
@@ -178,6 +184,30 @@ def inverter_segments(n: int, seed: int = 0, ood: bool = False, scale: float = 1
                 "coolant_C": cool + rng.normal(0, NOISE["coolant_C"], nn),
                 "inverter_C": inv + rng.normal(0, NOISE["inverter_C"], nn)}
         out.append({"name": f"{'ood-' if ood else ''}inv-{j}", "kind": "drive", "columns": cols})
+    return out
+
+
+CELLS_PER_PACK = 192  # 2016 Leaf 30 kWh: 96s2p
+
+
+def coupled_segments(n: int, seed: int = 0, scale: float = 1.0) -> list[dict[str, Any]]:
+    """Cell segments whose pack heat (cell ``heat_W`` × 192 cells, noise-free) warms the simulator's coolant loop.
+
+    Adds the ``coolant_C`` output (pump on, radiator to ambient, ram air from
+    ``speed_mps``): the coupled system a cell twin linked to a loop twin reproduces.
+    """
+    rng = np.random.default_rng(seed + 1000)
+    out = []
+    for seg in cell_segments(n, seed, scale=scale):
+        c = seg["columns"]
+        heat = np.maximum(c["heat_W"], 0.0) * CELLS_PER_PACK
+        t_cool, on, cool = np.array([c["ambient_C"][0] + rng.uniform(0.0, 2.0)]), np.ones(1, dtype=bool), []
+        for k in range(len(heat)):
+            cool.append(t_cool[0])
+            t_cool = thermal.coolant_step(t_cool, c["ambient_C"][k:k + 1], heat[k:k + 1], c["speed_mps"][k:k + 1],
+                                          on, 1.0)
+        c["coolant_C"] = np.array(cool) + rng.normal(0.0, NOISE["coolant_C"], len(heat))
+        out.append(seg)
     return out
 
 

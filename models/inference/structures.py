@@ -380,6 +380,36 @@ def simulate(s: Structure, P: Params, u: Any, y0: Any, dt: float, ops: Any = NP,
     return s.output(P, ops.stack(xs), f, ops)
 
 
+class Runner:
+    """Step-by-step execution in physical units, batch of one (assemblies and FMUs; numpy only).
+
+    ``start(y0, u0)``, then per step ``y = output(u)`` and ``advance(u, y)``;
+    the same sequence as :func:`simulate`, so the outputs are identical.
+    """
+
+    def __init__(self, s: Structure, P: Params, dt: float, u_mean: Any, u_std: Any, y_mean: Any, y_std: Any) -> None:
+        self.s, self.P, self.dt = s, P, dt
+        self.u_mean, self.u_std, self.y_mean, self.y_std = u_mean, u_std, y_mean, y_std
+        self.x: Any = None
+
+    def _u(self, u: Any) -> Any:
+        return ((np.asarray(u, float) - self.u_mean) / self.u_std)[None]
+
+    def start(self, y0: Any, u0: Any) -> None:
+        """Initial state from the first output and input sample."""
+        self.x = self.s.init_state(self.P, ((np.asarray(y0, float) - self.y_mean) / self.y_std)[None], self._u(u0))
+
+    def output(self, u: Any) -> Any:
+        """Outputs at the current step for this step's inputs."""
+        un = self._u(u)
+        return self.s.output(self.P, self.x, self.s.features(self.P, un))[0] * self.y_std + self.y_mean
+
+    def advance(self, u: Any, y: Any) -> None:
+        """Move one step ``dt`` on, given this step's inputs and outputs."""
+        yn = ((np.asarray(y, float) - self.y_mean) / self.y_std)[None]
+        self.x = self.s.advance(self.P, self.x, self._u(u), yn, self.dt)
+
+
 def one_step(s: Structure, P: Params, u: np.ndarray, y: np.ndarray, dt: float) -> np.ndarray:
     """One-step-ahead prediction ``ŷ(k+1 | y(≤k), u(≤k+1))`` in numpy, shape ``(B, T-1, ny)``.
 
