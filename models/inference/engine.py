@@ -108,13 +108,15 @@ class TwinInference:
     the neural state space) with an equal share of the remaining
     ``budget_s``, and keeps the structure with the lowest validation free-run
     error (mean over outputs of RMSE / output std). Seeds are fixed; torch uses
-    ``n_threads`` threads.
+    ``n_threads`` threads; ``max_iterations`` caps each candidate's training
+    (reproducible fits whatever the machine's load).
     """
 
     def __init__(self, budget_s: float = DEFAULT_BUDGET_S, seed: int = 0,
                  candidates: tuple[tuple[str, dict[str, Any]], ...] = DEFAULT_CANDIDATES, n_threads: int = 1,
-                 log: Callable[[str], None] | None = None) -> None:
-        self.budget_s, self.seed, self.candidates, self.n_threads, self.log = budget_s, seed, candidates, n_threads, log
+                 max_iterations: int | None = None, log: Callable[[str], None] | None = None) -> None:
+        self.budget_s, self.seed, self.candidates, self.n_threads = budget_s, seed, candidates, n_threads
+        self.max_iterations, self.log = max_iterations, log
 
     def _say(self, msg: str) -> None:
         if self.log:
@@ -163,7 +165,8 @@ class TwinInference:
                              "iterations": 0, "seconds": 0.0, "skipped": "budget exhausted"})
                 continue
             s = make_structure(kind, config, len(data.inputs), len(data.outputs))
-            res = train_torch(s, tr, va, data.dt, share * 0.97, consts, seed=self.seed, lr=3e-3 if kind == "nss" else 1e-2)
+            res = train_torch(s, tr, va, data.dt, share * 0.97, consts, seed=self.seed, lr=3e-3 if kind == "nss" else 1e-2,
+                              max_iterations=self.max_iterations)
             self._say(f"{s.label}: validation free-run nRMSE {res.val_nrmse:.4f} "
                       f"({res.iterations} iterations, {res.seconds:.0f} s)")
             rows.append({"label": s.label, "kind": kind, "val_nrmse": res.val_nrmse, "iterations": res.iterations,

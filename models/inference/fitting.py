@@ -117,9 +117,10 @@ class TrainResult:
 
 
 def train_torch(s: Structure, train: tuple[list, list], val: tuple[list, list], dt: float, budget_s: float,
-                consts: dict[str, np.ndarray] | None = None, seed: int = 0, l1: float = 1e-4, lr: float = 1e-2, batch: int = 64, eval_every: int = 25, patience: int = 10,
-                windows: tuple[tuple[float, int, int], ...] = ((0.4, 128, 16), (0.7, 128, 4), (1.0, 256, 1))
-                ) -> TrainResult:
+                consts: dict[str, np.ndarray] | None = None, seed: int = 0, l1: float = 1e-3, lr: float = 1e-2,
+                batch: int = 64, eval_every: int = 25, patience: int = 10,
+                windows: tuple[tuple[float, int, int], ...] = ((0.5, 64, 32), (1.0, 96, 4)),
+                max_iterations: int | None = None) -> TrainResult:
     """Adam on the multi-step (simulation) loss over random windows, early-stopped on validation free run.
 
     Each window starts from its own first output sample through the structure's
@@ -128,8 +129,11 @@ def train_torch(s: Structure, train: tuple[list, list], val: tuple[list, list], 
     stride ``m`` the window is simulated at step ``m·dt`` on block-averaged
     input features against block-averaged outputs (the structures are
     continuous-time), so slow dynamics (charge counting, heat) are seen over
-    long horizons cheaply before the fine phase. Running out of patience moves to the next phase. ``u_zero`` is the normalised
-    physical zero of the inputs; ``l1`` weighs the structure's sparse gains.
+    long horizons cheaply before the finer phase. Running out of patience
+    moves to the next phase; a plateau halves the step size. ``consts``
+    overrides the structure's data-dependent constants (see
+    :func:`input_constants`); ``l1`` weighs the structure's sparse gains;
+    ``max_iterations`` caps the iterations (the phases then follow it).
     """
     import torch
 
@@ -153,7 +157,9 @@ def train_torch(s: Structure, train: tuple[list, list], val: tuple[list, list], 
 
     best = TrainResult(export(), nrmse(free_run(s, export(), val[0], y0_val, dt), val[1]), 0, 0.0, [])
     stale, it, phase, losses = 0, 0, 0, []
-    while (elapsed := time.monotonic() - t_start) < budget_s:
+    while (elapsed := time.monotonic() - t_start) < budget_s and it < (max_iterations or np.inf):
+        if max_iterations:  # an iteration cap makes the phases follow iterations, not the clock
+            elapsed = max(elapsed, budget_s * it / max_iterations)
         phase = max(phase, next(i for i, w in enumerate(windows) if elapsed <= w[0] * budget_s))
         _, steps, stride = windows[phase]
         span = min(steps * stride, int(np.median(lengths)))  # windows come from segments at least this long
@@ -188,6 +194,9 @@ def train_torch(s: Structure, train: tuple[list, list], val: tuple[list, list], 
                 best.params, best.val_nrmse, stale = export(), score, 0
             else:
                 stale += 1
+                if stale % 3 == 0:  # plateau: halve the step size
+                    for group in opt.param_groups:
+                        group["lr"] *= 0.5
                 if not np.isfinite(score):  # diverged: restart from the best parameters
                     with torch.no_grad():
                         for k, v in best.params.items():
@@ -196,5 +205,7 @@ def train_torch(s: Structure, train: tuple[list, list], val: tuple[list, list], 
                 if phase == len(windows) - 1:
                     break
                 phase, stale = phase + 1, 0
+                for group in opt.param_groups:
+                    group["lr"] = lr
     best.iterations, best.seconds = it, time.monotonic() - t_start
     return best

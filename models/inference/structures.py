@@ -226,7 +226,8 @@ class GreyBox(Structure):
     """
 
     kind = "greybox"
-    SPARSE = ("int_a", "lag_B", "th_h", "D")  # gains under an L1 penalty: each block uses few inputs
+    # gains under an L1 penalty: each block uses few inputs and feeds few outputs
+    SPARSE = ("int_a", "lag_B", "th_h", "D", "lag_C", "spl_c", "th_E")
     KNOTS = np.linspace(-3.0, 3.0, 13)
 
     @property
