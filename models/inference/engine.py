@@ -18,8 +18,8 @@ import numpy as np
 
 from models.inference.data import Dataset, Port
 from models.inference.errors import InferenceError
-from models.inference.fitting import Scaler, free_run, input_constants, nrmse, select_arx, train_torch
-from models.inference.structures import Params, Runner, Structure, make_structure, one_step
+from models.inference.fitting import Scaler, free_run, input_constants, nrmse, one_step, select_arx, train_torch
+from models.inference.structures import Params, Runner, Structure, make_structure
 
 #: Grey-box structures of the library tried after ARX, then the neural fallback (in this order).
 DEFAULT_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (

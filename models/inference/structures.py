@@ -409,26 +409,3 @@ class Runner:
         """Move one step ``dt`` on, given this step's inputs and outputs."""
         yn = ((np.asarray(y, float) - self.y_mean) / self.y_std)[None]
         self.x = self.s.advance(self.P, self.x, self._u(u), yn, self.dt)
-
-
-def one_step(s: Structure, P: Params, u: np.ndarray, y: np.ndarray, dt: float) -> np.ndarray:
-    """One-step-ahead prediction ``ŷ(k+1 | y(≤k), u(≤k+1))`` in numpy, shape ``(B, T-1, ny)``.
-
-    ARX uses its measured regressors; the state-space structures restart from
-    the measured sample each step (``x(k) = init_state(y(k), u(k))``).
-    """
-    b, t, _ = u.shape
-    if isinstance(s, Arx):
-        na, nb = s.config["na"], s.config["nb"]
-        pad_y = np.concatenate([np.repeat(y[:, :1], na, axis=1), y], axis=1)
-        pad_u = np.concatenate([np.repeat(u[:, :1], nb, axis=1), u], axis=1)
-        out = []
-        for k in range(1, t):
-            past_y = [pad_y[:, na + k - i] for i in range(1, na + 1)]
-            past_u = [pad_u[:, nb + k - j] for j in range(1, nb)]
-            x = np.concatenate(past_y + past_u, axis=-1)
-            out.append(s.output(P, x, u[:, k]))
-        return np.stack(out, axis=1)
-    flat_u, flat_y = u[:, :-1].reshape(-1, u.shape[2]), y[:, :-1].reshape(-1, y.shape[2])
-    x = s.advance(P, s.init_state(P, flat_y, flat_u), flat_u, None, dt)
-    return s.output(P, x, s.features(P, u[:, 1:].reshape(-1, u.shape[2]))).reshape(b, t - 1, -1)
