@@ -42,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", help="comma-separated output columns (with --predict: taken from the artifact)")
     p.add_argument("--segment-column", default=None, help="column naming independent experiments")
     p.add_argument("--time-column", default="time_s", help="time in seconds (default time_s)")
-    p.add_argument("--validation", default=None, help="comma-separated validation segments (default: a spread quarter)")
+    p.add_argument("--validation", default=None, help="comma-separated validation segments (default: a quarter, the segments reaching "
+                   "furthest in each input first)")
     p.add_argument("--budget-s", default="480", help="training time budget in seconds (default 480)")
     p.add_argument("--seed", default="0", help="random seed (default 0)")
     p.add_argument("--predict", default=None, metavar="ARTIFACT", help="run this twin on --data instead of inferring")

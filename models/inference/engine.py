@@ -91,13 +91,29 @@ def evaluate(twin: InferredTwin, data: Dataset) -> dict[str, dict[str, float]]:
             "one_step_rmse": dict(zip(names, np.sqrt(np.nanmean(os_**2, 0)).tolist()))}
 
 
-def default_validation(names: list[str]) -> list[str]:
-    """About a quarter of the segments, spread evenly through the file (at least one, never all)."""
+def default_validation(data: Dataset) -> list[str]:
+    """About a quarter of the segments (at least one, never all), chosen to test extrapolation.
+
+    For each input in turn, the segment reaching furthest above that input's
+    median over all data (the hottest, the highest charge rate, ...) is held
+    out, so selection rewards structures that extrapolate beyond the training
+    range, which is what the twin will be asked to do; remaining places are
+    spread evenly through the file.
+    """
+    names = [s.name for s in data.segments]
     if len(names) < 2:
         raise InferenceError(f"--data has {len(names)} segment(s); at least 2 are needed (training and validation)")
     n_val = max(1, len(names) // 4)
-    idx = np.unique(np.round(np.linspace(0, len(names) - 1, n_val + 2)[1:-1]).astype(int))
-    return [names[i] for i in idx]
+    median = np.median(np.concatenate([s.u for s in data.segments]), axis=0)
+    chosen: list[str] = []
+    for j in range(len(data.inputs)):
+        reach = {s.name: float(np.max(s.u[:, j]) - median[j]) for s in data.segments if s.name not in chosen}
+        if len(chosen) < n_val and reach:
+            chosen.append(max(reach, key=reach.__getitem__))
+    for i in np.round(np.linspace(0, len(names) - 1, n_val + 2)[1:-1]).astype(int):
+        if len(chosen) < n_val and names[i] not in chosen:
+            chosen.append(names[i])
+    return chosen
 
 
 class TwinInference:
@@ -128,7 +144,7 @@ class TwinInference:
             raise InferenceError(f"--budget-s {self.budget_s}: must be a positive number of seconds")
         t0 = time.monotonic()
         names = [s.name for s in data.segments]
-        val_names = set(validation) if validation else set(default_validation(names))
+        val_names = set(validation) if validation else set(default_validation(data))
         unknown = sorted(v for v in val_names if v not in names and not any(n.split("/")[0] == v for n in names))
         if unknown:
             raise InferenceError(f"--validation {unknown[0]!r}: no such segment; segments: {', '.join(names)}")

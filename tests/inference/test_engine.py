@@ -10,8 +10,8 @@ import pytest
 from models.inference import cli
 from models.inference.artifact import load
 from models.inference.data import decode_table
-from models.inference.engine import TwinInference, evaluate
-from models.inference.generators import to_dataset, write_csv
+from models.inference.engine import TwinInference, default_validation, evaluate
+from models.inference.generators import cell_segments, to_dataset, write_csv
 from models.inference.structures import make_structure, simulate, torch_ops
 from tests.inference.conftest import CELL_IN, CELL_OUT
 
@@ -61,6 +61,16 @@ def test_known_linear_system_step_response_is_recovered():
         true[k] = 1.5 * true[k - 1] - 0.7 * true[k - 2] + 0.5 * u[k - 1] + 0.3 * u[k - 2]
     assert np.max(np.abs(step - true)) < 0.05 * 4.0  # within 5 % of the static gain at every step
     assert step[-1] == pytest.approx(4.0, rel=0.03)
+
+
+def test_default_validation_holds_out_the_most_extreme_segments():
+    data = to_dataset(cell_segments(12, seed=1, scale=0.3), ["current_A", "ambient_C"], ["voltage_V"])
+    chosen = default_validation(data)
+    assert len(chosen) == 3
+    by_name = {s.name: s for s in data.segments}
+    assert chosen[0] == max(by_name, key=lambda n: by_name[n].u[:, 0].max())  # the fastest charge
+    rest = [n for n in by_name if n != chosen[0]]
+    assert chosen[1] == max(rest, key=lambda n: by_name[n].u[:, 1].max())  # the hottest of the others
 
 
 def test_cell_twin_beats_arx_in_free_run_on_held_out_segments(cell_fit, coupled):
