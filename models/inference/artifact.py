@@ -59,7 +59,8 @@ def save(est: TwinInference, out_dir: Path, write_report: bool = True) -> Path:
         "outputs": [{"name": p.name, "unit": p.unit} for p in twin.outputs],
         "scaler": {k: getattr(sc, k).tolist() for k in ("u_mean", "u_std", "y_mean", "y_std")},
         "initial_state": INITIAL_STATE_DOC, "twin": _twin_doc(twin), "baseline": _twin_doc(base),
-        "selection": "lowest validation free-run nRMSE (mean over outputs of RMSE / output std)",
+        "selection": (f"simplest candidate within {est.tolerance:.0%} of the lowest validation free-run nRMSE "
+                      "(mean over outputs of RMSE / output std)"),
         "candidates": [{k: v for k, v in c.items() if k != "history"} for c in est.candidates_],
         "arx_orders": est.arx_orders_, "validation_segments": est.validation_,
         "training_segments": est.train_segments_, "budget_s": est.budget_s, "fit_seconds": est.fit_seconds_,

@@ -116,23 +116,32 @@ def default_validation(data: Dataset) -> list[str]:
     return chosen
 
 
+def _parsimonious(fitted: list[tuple[float, Structure, Params]], tolerance: float) -> tuple[float, Structure, Params]:
+    """The first (simplest) fit within ``tolerance`` of the best validation score."""
+    best = min(f[0] for f in fitted)
+    return next(f for f in fitted if f[0] <= best * (1.0 + tolerance))
+
+
 class TwinInference:
     """Infer a twin from input/output segments (scikit-learn style: configure, ``fit``, read ``*_``).
 
     ``fit`` always fits the ARX baseline (orders 1..4 chosen on validation free
     run), then trains each structure of ``candidates`` (grey-box library, then
     the neural state space) with an equal share of the remaining
-    ``budget_s``, and keeps the structure with the lowest validation free-run
-    error (mean over outputs of RMSE / output std). Seeds are fixed; torch uses
+    ``budget_s``, and keeps the simplest structure (ARX, then the candidates
+    in order) whose validation free-run error (mean over outputs of RMSE /
+    output std) is within ``tolerance`` (relative) of the lowest: flexible
+    networks must earn their place, as they extrapolate worst. Seeds are fixed; torch uses
     ``n_threads`` threads; ``max_iterations`` caps each candidate's training
     (reproducible fits whatever the machine's load).
     """
 
     def __init__(self, budget_s: float = DEFAULT_BUDGET_S, seed: int = 0,
                  candidates: tuple[tuple[str, dict[str, Any]], ...] = DEFAULT_CANDIDATES, n_threads: int = 1,
-                 max_iterations: int | None = None, log: Callable[[str], None] | None = None) -> None:
+                 max_iterations: int | None = None, tolerance: float = 0.1,
+                 log: Callable[[str], None] | None = None) -> None:
         self.budget_s, self.seed, self.candidates, self.n_threads = budget_s, seed, candidates, n_threads
-        self.max_iterations, self.log = max_iterations, log
+        self.max_iterations, self.tolerance, self.log = max_iterations, tolerance, log
 
     def _say(self, msg: str) -> None:
         if self.log:
@@ -188,7 +197,7 @@ class TwinInference:
             rows.append({"label": s.label, "kind": kind, "val_nrmse": res.val_nrmse, "iterations": res.iterations,
                          "seconds": res.seconds, "history": res.history})
             fitted.append((res.val_nrmse, s, res.params))
-        best = min(fitted, key=lambda f: f[0])
+        best = _parsimonious(fitted, self.tolerance)
         self.baseline_ = twin(s_arx, p_arx)
         self.twin_ = twin(best[1], best[2])
         self.candidates_ = rows
