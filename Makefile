@@ -33,6 +33,13 @@ tools:
 	  else echo "missing Debian packages:$$missing (not root: those deploy tests are skipped)"; fi; \
 	fi
 
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m bench.risk --artifact $$(ls -d models/artifacts/risk/risk-* | tail -1)
+	$(BIN)/python -m bench.charging
+	nice -n 10 $(BIN)/python -m bench.inference
+	$(BIN)/python -m bench
+
 # deploy/prometheus/rules.yml as a Prometheus Operator PrometheusRule: make -s prometheusrule | kubectl apply -n NS -f -
 prometheusrule:
 	@printf 'apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: fleet-assurance\n  labels: {release: kube-prometheus-stack}\nspec:\n'

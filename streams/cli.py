@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create the topics on FLEET_KAFKA_BOOTSTRAP")
     topics.set_defaults(func=_cmd_topics)
 
-    # risk models: the arguments go unparsed to models.risk.train / models.risk.evaluate (their --help lists them)
+    # risk models and inferred twins: the arguments go unparsed to the module's main (its --help lists them)
     def risk_cli(module: str) -> Callable[[argparse.Namespace], Any]:
         return lambda a: importlib.import_module(module).main(a.args)
 
@@ -209,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
             ("train", "models.risk.train", "train the component-failure risk models from a history dataset: "
              "--telemetry PATH --maintenance PATH --out DIR [--fleet PATH --weather PATH ...]"),
             ("evaluate", "models.risk.evaluate", "evaluate a risk-model artifact on its held-out vehicles "
-             "(Markdown report + PNG plots): --artifact DIR --data DIR --out DIR")):
+             "(Markdown report + PNG plots): --artifact DIR --data DIR --out DIR"),
+            ("infer", "models.inference.cli", "infer a twin of a black-box component from its inputs and outputs: "
+             "--data PATH --inputs A,B --outputs C,D --out DIR [...]; or --predict ARTIFACT --data PATH --out CSV"),
+            ("assemble", "models.inference.assembly", "check or simulate linked inferred twins: "
+             "ASSEMBLY.toml --check | --simulate SCENARIO.toml --out CSV")):
         cmd = sub.add_parser(name, help=text, description=text, prefix_chars="+", add_help=False)
         cmd.add_argument("args", nargs="*", help=f"arguments of python -m {module}")
         cmd.set_defaults(func=risk_cli(module))
