@@ -58,13 +58,19 @@ async def read_body(request: aioweb.Request, max_bytes: int = MAX_BODY_BYTES,
     """The request body, at most ``max_bytes`` (else 413), received within ``timeout_s`` (else 408)."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise BadInput(f"request body of {request.content_length} bytes is larger than {max_bytes}", 413)
+    async def whole() -> bytes:
+        chunks, size = [], 0
+        while chunk := await request.content.read(64 * 1024):  # a read returns what has arrived so far
+            size += len(chunk)
+            if size > max_bytes:
+                raise BadInput(f"request body is larger than {max_bytes} bytes", 413)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     try:
-        body = await asyncio.wait_for(request.content.read(max_bytes + 1), timeout_s)
+        return await asyncio.wait_for(whole(), timeout_s)
     except asyncio.TimeoutError:
         raise BadInput(f"request body not received within {timeout_s:g} s", 408) from None
-    if len(body) > max_bytes:
-        raise BadInput(f"request body is larger than {max_bytes} bytes", 413)
-    return body
 
 
 def decode_body(body: bytes, kind: type[T]) -> T:

@@ -145,3 +145,18 @@ def test_slow_header_clients_are_cut_off(broker: Any, tmp_path: Any, monkeypatch
         assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
     finally:
         stack.stop()
+
+
+def test_a_body_sent_in_pieces_is_read_whole(worker: tuple[Stack, str]) -> None:
+    """A body that arrives in several TCP segments is read to its end (and a slow one is cut at 10 s)."""
+    host, port = worker[1].removeprefix("http://").split(":")
+    body = b'{"note": "' + b"n" * 1500 + b'"}'
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(b"POST /alerts/" + VIN.encode() + b":r:1/ack HTTP/1.1\r\nHost: x\r\n" + AUTH +
+                     b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() +
+                     b"\r\nConnection: close\r\n\r\n")
+        for i in range(0, len(body), 500):
+            sock.sendall(body[i:i + 500])
+            time.sleep(0.3)
+        answer = sock.recv(65536)
+    assert int(answer.split(b" ", 2)[1]) == 404, answer[:300]  # decoded whole: the alert is just not active
