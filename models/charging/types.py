@@ -31,8 +31,9 @@ __all__ = ["Charger", "Node", "Site", "SessionRequest", "Window", "DemandRespons
 
 #: Plausible energy prices: the European day-ahead market's floor (-500 per MWh) to 10x its usual peaks.
 PRICE_BOUNDS_PER_KWH = (-0.5, 5.0)
-#: Longest grid-signal series (a billing month and a few days) and most peak windows / DR events in one message.
-MAX_SIGNAL_MINUTES = 35 * 1440
+#: Longest grid-signal series (two billing months: offline month-long simulations and their horizon) and most
+#: peak windows / demand-response events in one message.
+MAX_SIGNAL_MINUTES = 62 * 1440
 MAX_WINDOWS = 200
 MAX_DEMAND_CHARGE_PER_KW = 1_000.0
 #: Dirtiest grids emit ~1,000 g CO2/kWh (lignite); twice that is certainly a unit error.

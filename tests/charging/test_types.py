@@ -30,7 +30,7 @@ from tests.charging._helpers import T0, depot, evening_tou, hours, request
     (lambda: GridSignals("s", T0, (0.1, float("inf"))), r"GridSignals.prices_per_kwh\[1\] must be in \[-0.5, 5\] per kWh, got inf"),
     (lambda: GridSignals("s", T0, (-1.0,)), r"GridSignals.prices_per_kwh\[0\] must be in \[-0.5, 5\] per kWh, got -1.0"),
     (lambda: GridSignals("s", T0, (1e308,)), r"prices_per_kwh\[0\] must be in \[-0.5, 5\] per kWh, got 1e\+308"),
-    (lambda: GridSignals("s", T0, (0.1,) * 100_000), "has 100000 slots of 15 min; at most 35 days"),
+    (lambda: GridSignals("s", T0, (0.1,) * 100_000), "has 100000 slots of 15 min; at most 62 days"),
     (lambda: GridSignals("s", T0, (0.1,), slot_minutes=10**9), "slot_minutes must be a divisor of 1440"),
     (lambda: GridSignals("s", T0, (0.1,), demand_charge_scope="night"), "GridSignals.demand_charge_scope must be"),
     (lambda: PlanConfig(slot_minutes=7), "PlanConfig.slot_minutes must be a positive divisor of 1440, got 7"),
