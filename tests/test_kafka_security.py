@@ -24,6 +24,9 @@ PASSWORD = "scram-pw-7f3a9c"          # must never show up in a log line or repr
 KEY_PASSWORD = "test-key-pass"
 
 
+API_SECRET = "api-token-secret-that-must-never-be-logged-0123"
+
+
 def sasl_ssl(**extra: object) -> Settings:
     return Settings(**{"kafka_bootstrap": "kafka-1:9093,kafka-2:9093", "kafka_security_protocol": "SASL_SSL",
                        "kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": "fleet-svc",
@@ -35,7 +38,7 @@ def sasl_ssl(**extra: object) -> Settings:
 def test_faust_app_gets_scram_over_tls():
     from streams.app import create_app
 
-    app = create_app(sasl_ssl(app_id="sec-test"))
+    app = create_app(sasl_ssl(app_id="sec-test", auth_hs256_secret=API_SECRET))
     auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)  # what Faust's aiokafka driver passes on
     assert auth["security_protocol"] == "SASL_SSL"
     assert auth["sasl_mechanism"] == "SCRAM-SHA-512" and auth["sasl_plain_username"] == "fleet-svc"
@@ -118,13 +121,13 @@ def test_secrets_never_appear_in_reprs_or_logs(caplog, tmp_path):
         from streams.app import create_app
         from streams.signing_keys import SigningKeys
 
-        create_app(sasl_ssl(app_id="sec-log-test"))
+        create_app(sasl_ssl(app_id="sec-log-test", auth_hs256_secret=API_SECRET))
         SigningKeys("require", keys)
         with pytest.raises(ConfigurationError) as err:
             SigningKeys("require", broken)
     logged = caplog.text + str(err.value)
     assert "gw-1" in logged and "SCRAM-SHA-512 as fleet-svc" in logged
-    for secret in (PASSWORD, KEY_PASSWORD, secret_b64, "signing-secret"):
+    for secret in (PASSWORD, KEY_PASSWORD, secret_b64, "signing-secret", API_SECRET):
         assert secret not in logged
 
 
