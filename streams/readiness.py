@@ -88,12 +88,12 @@ class Readiness:
         """Ask the broker for cluster metadata every ``probe_interval_s`` (an app task)."""
         from aiokafka.client import AIOKafkaClient
 
-        from streams.topology import client_security
+        from streams.kafka_security import aiokafka_kwargs
 
         settings = self.app.fleet_settings
         timeout_ms = int(self.probe_timeout_s * 1000)
         client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, client_id="fleet-readiness-probe",
-                                request_timeout_ms=timeout_ms, **client_security(settings))
+                                request_timeout_ms=timeout_ms, **aiokafka_kwargs(settings))
         bootstrapped = False
         try:
             while True:

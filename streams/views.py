@@ -21,6 +21,7 @@ from streams.api_spec import MAX_LIMIT, PAGE_MAX, SCOPE_OF, openapi
 from streams.audit import read_audit
 from streams.auth import AuthError, guard, peer_headers
 from streams.http_input import query_int
+from streams.kafka_security import aiokafka_kwargs
 from streams.ingest import partition_of
 from streams.routing import RETRY_AFTER_S, owner_route
 from twins.reading import is_vin
@@ -138,7 +139,8 @@ def register_views(app: Any) -> None:
             since = query_int(request.query, "since", 0, 0, 2**53)
             limit = query_int(request.query, "limit", 100, 1, PAGE_MAX)
             sub = request.query.get("sub")
-            records = await read_audit(settings.bootstrap_servers, settings.topic_audit, since, sub, limit)
+            records = await read_audit(settings.bootstrap_servers, settings.topic_audit, since, sub, limit,
+                                       **aiokafka_kwargs(settings))
             return self.bytes(msgspec.json.encode({"count": len(records), "records": records}),
                               content_type="application/json")
 

@@ -151,3 +151,16 @@ def test_doctests():
     import streams.kafka_security
 
     assert doctest.testmod(streams.kafka_security).failed == 0
+
+
+def test_every_aiokafka_client_of_the_worker_takes_the_tls_and_sasl_settings():
+    """The readiness probe and the audit reader are aiokafka clients: they get aiokafka's keyword arguments
+    (kafka-python's would raise TypeError under SSL and leave the worker never ready)."""
+    from aiokafka.client import AIOKafkaClient
+
+    settings = sasl_ssl()
+    client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, **aiokafka_kwargs(settings))
+    assert client._security_protocol == "SASL_SSL" and client._ssl_context is not None
+    for module in ("streams/readiness.py", "streams/views.py"):
+        text = (Path(__file__).resolve().parents[1] / module).read_text()
+        assert "aiokafka_kwargs(settings)" in text and "client_security(settings)" not in text, module
