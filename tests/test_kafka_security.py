@@ -159,7 +159,11 @@ def test_every_aiokafka_client_of_the_worker_takes_the_tls_and_sasl_settings():
     from aiokafka.client import AIOKafkaClient
 
     settings = sasl_ssl()
-    client = AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, **aiokafka_kwargs(settings))
+
+    async def make() -> AIOKafkaClient:  # aiokafka objects belong to a running loop
+        return AIOKafkaClient(bootstrap_servers=settings.bootstrap_servers, **aiokafka_kwargs(settings))
+
+    client = asyncio.run(make())
     assert client._security_protocol == "SASL_SSL" and client._ssl_context is not None
     for module in ("streams/readiness.py", "streams/views.py"):
         text = (Path(__file__).resolve().parents[1] / module).read_text()
