@@ -7,7 +7,6 @@ with their own partition count, so we never rely on auto-creation.
 
 from __future__ import annotations
 
-import ssl
 import time
 from dataclasses import dataclass, field
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from models.inference.data import Dataset, Port
 from models.inference.errors import InferenceError
-from models.inference.fitting import Scaler, free_run, input_constants, nrmse, one_step, select_arx, train_torch
+from models.inference.fitting import Scaler, free_run, input_constants, one_step, select_arx, train_torch
 from models.inference.structures import Params, Runner, Structure, make_structure
 
 #: Grey-box structures of the library tried after ARX, then the neural fallback (in this order).
