@@ -132,13 +132,14 @@ def test_refusals_and_acks_are_audited(worker: tuple[Stack, str]) -> None:
     _, base = worker
     request(base, "GET", "/fleet/summary", mint(TEST_SECRET, "mallory", ["twins:read"], 60))
     request(base, "POST", f"/alerts/{VIN}:inv-hot:1/ack", mint(TEST_SECRET, "ops.jane", ["alerts:ack"], 60), b"{}")
+    request(base, "POST", f"/alerts/{VIN}:inv-hot:1/resolve", mint(TEST_SECRET, "ops.joe", ["alerts:ack"], 60), b"{}")
     admin = mint(TEST_SECRET, "auditor", ["admin"], 60)
 
     def records() -> list[dict[str, Any]]:
         status, body, _ = request(base, "GET", "/audit?limit=1000", admin)
         return body["records"] if status == 200 else []
 
-    got = wait_until(lambda: (r := records()) and any(x["who"] == "ops.jane" for x in r) and r, 30,
+    got = wait_until(lambda: (r := records()) and {"ops.jane", "ops.joe"} <= {x["who"] for x in r} and r, 30,
                      what="audit records")
     denied = [r for r in got if r["who"] == "mallory"]
     assert denied and denied[0]["action"] == "authorization" and denied[0]["outcome"] == "denied"
@@ -146,6 +147,8 @@ def test_refusals_and_acks_are_audited(worker: tuple[Stack, str]) -> None:
     assert denied[0]["source"] == "127.0.0.1"
     ack = [r for r in got if r["who"] == "ops.jane"]
     assert ack[0]["action"] == "ack" and ack[0]["outcome"] == "failed" and ack[0]["target"] == f"{VIN}:inv-hot:1"
+    resolve = [r for r in got if r["who"] == "ops.joe"]
+    assert resolve[0]["action"] == "resolve" and resolve[0]["outcome"] == "failed" and "not open" in resolve[0]["detail"]
     status, body, _ = request(base, "GET", "/audit?sub=mallory", admin)
     assert status == 200 and {r["who"] for r in body["records"]} == {"mallory"}
     assert request(base, "GET", "/audit", mint(TEST_SECRET, "ops.x", ["alerts:ack"], 60))[0] == 403

@@ -226,6 +226,8 @@ def test_risk_hysteresis_ack_and_sse(alert_stack: Stack, tmp_path: Path):
     status, body = post(ack_url, {"note": "booked"}, jane)
     assert status == 200 and (body["status"], body["by"], body["revision"]) == ("acknowledged", "ops.jane", 2)
     assert post(ack_url, {}, mint(TEST_SECRET, "ops.joe", ["alerts:ack"], 600))[0] == 409
+    trail = http_get(stack.url(port, "/audit?sub=ops.jane"))[1]["records"]
+    assert [(r["action"], r["outcome"], r["target"]) for r in trail] == [("ack", "ok", opened["alert_id"])]
     detail = wait_until(lambda: (b := http_get(stack.url(port, f"/alerts/{opened['alert_id']}"))[1])
                         .get("status") == "acknowledged" and b, 10, what="ack in GET /alerts/{id}")
     assert detail["note"] == "booked"
@@ -331,6 +333,11 @@ def test_invalid_rules_are_rejected_and_the_running_rules_stay(alert_stack: Stac
     wait_until(lambda: http_get(stack.url(port, "/alerts/rules"))[1]["version"] == "it-2", 20,
                what="the new rules version in force")
     assert http_get(stack.url(port, "/alerts/rules"))[1]["last_error"] is None
+    # both reloads are in the audit trail: the rejected file and the version that took over
+    reloads = wait_until(lambda: len(r := [x for x in http_get(stack.url(port, "/audit?limit=1000"))[1]["records"]
+                                           if x["action"] == "rules_reload"]) == 2 and r, 20, what="audited reloads")
+    assert [(r["who"], r["outcome"]) for r in reloads] == [("system", "rejected"), ("system", "ok")]
+    assert "'clear'" in reloads[0]["detail"] and reloads[1]["target"] == "it-2"
 
 
 def test_worker_refuses_to_start_with_an_invalid_rules_file(tmp_path: Path):
