@@ -351,8 +351,8 @@ def test_a_third_worker_joining_and_leaving_under_load_loses_nothing(stack: Stac
     try:
         c = stack.start_worker()  # joins: every worker's partitions move
         prober.ports = [a, b, c]
-        wait_until(lambda: http_get(stack.url(c, "/fleet/summary"))[1].get("workers") == 3, 30,
-                   what="three workers serving")
+        wait_until(lambda: http_get(stack.url(c, "/fleet/summary"))[1].get("workers") == 3, 90,
+                   what="three workers serving")  # as long as the two-worker start above: Tansu's JoinGroup waits
         time.sleep(1.0)
         prober.ports = [a, b]
         stack.kill_worker(c)  # leaves cleanly (SIGTERM): its partitions move back
