@@ -68,6 +68,8 @@ class AlertService:
         self._stamp = self._file_stamp()
         self.last_error: str | None = None
         self.reconciled: set[int] = set()
+        #: books adopted for VINs with no twin here yet (only resolved alerts): handed to the twin its replay makes
+        self.orphan_books: dict[str, AlertBook] = {}
         self._reconcile_lock = asyncio.Lock()
         self._unacked: list[Any] = []
         metrics.ALERT_RULES_INFO.info({"version": self.rules.version, "digest": self.rules.digest,
@@ -144,6 +146,8 @@ class AlertService:
     def before(self, twin: Twin) -> AlertBook | None:
         """Call before merging readings: a book seeded from the twin's state if it has none."""
         rules = self.rules
+        if twin.alerts is None and self.orphan_books and not twin.n_applied:
+            twin.alerts = self.orphan_books.pop(twin.vin, None)  # its alerts were published before a crash
         if twin.alerts is not None or not (rules.signal or rules.dtc):
             return None
         return engine.seed_book(rules, twin.values, twin.last_seen)
@@ -190,10 +194,13 @@ class AlertService:
                     if self.partition_of(alert.vin) not in todo:
                         continue
                     twin = ingest.get_twin(alert.vin)
-                    if twin is None:
-                        if alert.status == "resolved":
-                            continue
-                        twin = new_twin(alert.vin)
+                    if twin is None and alert.status == "resolved":
+                        # No twin (its records were never flushed) and nothing open: remember the episode
+                        # and cooldown for the twin the replay makes, which would raise it again otherwise.
+                        book = self.orphan_books.setdefault(alert.vin, AlertBook())
+                        adopted += engine.adopt(book, alert, self.rules)
+                        continue
+                    twin = twin or new_twin(alert.vin)
                     book = self.book_of(twin)
                     if engine.adopt(book, alert, self.rules):
                         twin.alerts = book
@@ -219,6 +226,8 @@ class AlertService:
     def forget(self, partitions: set[int]) -> None:
         """Partitions moved away: reconcile again if they come back."""
         self.reconciled -= partitions
+        for vin in [v for v in self.orphan_books if self.partition_of(v) in partitions]:
+            del self.orphan_books[vin]
 
     # --- hand actions (API) -----------------------------------------------------------------------
     async def act(self, vin: str, aid: str, action: str, by: str, note: str | None) -> Alert:

@@ -16,6 +16,7 @@ committed offset never runs ahead of the changelog.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
@@ -25,6 +26,10 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 BatchHandler = Callable[[TP, Sequence[Any]], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+#: seeks back to a partition's expected start before a gap there is taken as real
+MAX_START_SEEKS = 3
 
 
 class LowLatencyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -48,6 +53,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.batch_handlers: dict[str, BatchHandler] = {}
         self._batch_committable: dict[TP, int] = {}
+        #: batch partitions whose first batch since the last seek started where it had to
+        self._start_checked: set[TP] = set()
+        self._start_seeks: dict[TP, int] = {}
         super().__init__(*args, **kwargs)
 
     def _new_consumer_thread(self) -> LowLatencyConsumerThread:
@@ -66,6 +74,53 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         """Drop pending batch offsets of revoked partitions (the new owner replays them)."""
         for tp in tps:
             self._batch_committable.pop(tp, None)
+        self._start_checked -= tps
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, plus: a batch partition with no committed offset is
+        sought to the start of its log explicitly (the embedded broker was seen serving such a partition,
+        taken over from a dead owner, from near its end), and every first batch is checked again."""
+        await super().perform_seek()
+        self._start_checked.clear()
+        self._start_seeks.clear()
+        uncommitted = [tp for tp in self.assignment()
+                       if tp.topic in self.batch_handlers and self._read_offset.get(tp) is None]
+        if uncommitted:
+            for tp, start in (await self.earliest_offsets(*uncommitted)).items():
+                await self.seek(tp, start or 0)
+
+    async def expected_start(self, tp: TP) -> int:
+        """Offset the next batch of ``tp`` must start at: after the last processed record, else the
+        committed offset, else the start of the log (nothing committed: everything is unprocessed)."""
+        done = self._read_offset.get(tp)
+        if done is not None:
+            return int(done)
+        committed = self._committed_offset.get(tp)
+        if committed is not None and committed >= 0:
+            return int(committed)
+        return int((await self.earliest_offsets(tp)).get(tp) or 0)
+
+    async def _starts_where_expected(self, tp: TP, first: int) -> bool:
+        """False (and a seek back) when a partition's first batch after an assignment skips records.
+
+        Seen on the embedded broker: a partition taken over with no committed offset was fetched
+        from near its end, so the records its dead owner had not flushed were never processed and
+        their offsets were committed with the next batch. The position must be the committed
+        offset, or the log start when nothing was committed.
+        """
+        expected = await self.expected_start(tp)
+        seeks = self._start_seeks.get(tp, 0)
+        if first > expected and seeks >= MAX_START_SEEKS:  # a real gap (e.g. only control records below)
+            log.error("%s: the fetch still starts at %d after %d seeks back to %d; processing from %d",
+                      tp, first, seeks, expected, first)
+        elif first > expected:
+            self._start_seeks[tp] = seeks + 1
+            log.warning("%s: the first fetch after the assignment starts at offset %d, but records from %d are "
+                        "unprocessed; seeking back to %d", tp, first, expected, expected)
+            await self.seek(tp, expected)
+            return False
+        self._start_checked.add(tp)
+        return True
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
         yield from super()._filter_tps_with_pending_acks(topics)
@@ -128,6 +183,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         continue
                     handler = handlers.get(tp.topic)
                     if handler is not None:
+                        if tp not in self._start_checked and not await self._starts_where_expected(
+                                tp, batch[0].offset):
+                            continue
                         await handler(tp, batch)
                         set_read_offset(tp, batch[-1].offset + 1)
                         continue

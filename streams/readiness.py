@@ -65,9 +65,9 @@ class Readiness:
         if time.monotonic() - self._ends_at > 1.0 or tp not in self._ends:
             self._ends = dict(await consumer.highwaters(tp))
             self._ends_at = time.monotonic()
-        done = consumer._read_offset.get(tp)  # next offset of the batch path (see streams.fast_consumer)
-        if done is None:
-            done = await consumer.position(tp) or 0
+        # The next record to process, never the fetch position: records fetched but not yet handled
+        # (or skipped by a bad fetch start) are still to be read, and a 404 meanwhile would be false.
+        done = await consumer.expected_start(tp)
         return max(0, self._ends.get(tp, 0) - done)
 
     def reasons(self) -> list[str]:
