@@ -7,10 +7,19 @@ from typing import Any
 
 from faust import web
 
+from streams.routing import route_to_owner
+
 
 def register_charging_views(app: Any) -> None:
     """``GET /sites``, ``GET /sites/{site_id}/schedule``, ``GET /sites/{site_id}/plan-metrics``."""
     sites = app.charging_sites
+    requests_topic = app.fleet_settings.topic_charging_requests
+
+    async def elsewhere(request: web.Request, site_id: str) -> Any:
+        """The owner's answer or an honest 503 (None: this worker owns the site's settled partition)."""
+        if site_id not in sites:
+            return None  # answered here: 404 naming the configured sites
+        return await route_to_owner(app, site_id, request, table=app.charging_plans, source_topic=requests_topic)
 
     def newest_plan(view: web.View, site_id: str) -> tuple[dict[str, Any] | None, Any]:
         """(the site's newest plan, None) or (None, the 404 response that explains why there is none)."""
@@ -30,15 +39,19 @@ def register_charging_views(app: Any) -> None:
 
     @app.page("/sites/{site_id}/schedule")
     class Schedule(web.View):
-        @app.table_route(table=app.charging_plans, match_info="site_id")
         async def get(self, request: web.Request, site_id: str) -> web.Response:
+            routed = await elsewhere(request, site_id)
+            if routed is not None:
+                return routed
             plan, error = newest_plan(self, site_id)
             return error if plan is None else self.json(plan)
 
     @app.page("/sites/{site_id}/plan-metrics")
     class PlanMetrics(web.View):
-        @app.table_route(table=app.charging_plans, match_info="site_id")
         async def get(self, request: web.Request, site_id: str) -> web.Response:
+            routed = await elsewhere(request, site_id)
+            if routed is not None:
+                return routed
             plan, error = newest_plan(self, site_id)
             if plan is None:
                 return error

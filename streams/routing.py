@@ -38,21 +38,26 @@ def unavailable(cause: str, reason: str, partition: int | None, retry_after_s: i
     return aioweb.json_response(body, status=503, headers={"Retry-After": str(retry_after_s)})
 
 
-def owner_of(app: Any, partition: int) -> str | None:
-    """Base URL of the worker the group assigned the twin partition to (None while nobody has it)."""
-    changelog = app.twins.changelog_topic.get_topic_name()
-    for host, topics in app.router.table_metadata(app.twins.name).items():
+def owner_of(app: Any, partition: int, table: Any = None) -> str | None:
+    """Base URL of the worker the group assigned ``table``'s partition to (None while nobody has it).
+
+    ``table``: the twin table unless given (the charging plans table for site routes)."""
+    table = app.twins if table is None else table
+    changelog = table.changelog_topic.get_topic_name()
+    for host, topics in app.router.table_metadata(table.name).items():
         if partition in topics.get(changelog, ()):
             return str(host).rstrip("/")
     return None
 
 
-def local_unavailable(app: Any, partition: int) -> tuple[str, str] | None:
-    """(cause, reason) when this worker, the owner, cannot answer for ``partition`` yet."""
+def local_unavailable(app: Any, partition: int, source_topic: str | None = None) -> tuple[str, str] | None:
+    """(cause, reason) when this worker, the owner, cannot answer for ``partition`` yet.
+
+    ``source_topic``: the topic whose partition holds the state (telemetry unless given)."""
     moving = app.readiness.partitions_moving()
     if moving:
         return moving.split(":", 1)[0], f"partition {partition} is moving ({moving}); retry shortly"
-    if TP(app.fleet_settings.topic_telemetry, partition) not in app.assignor.assigned_actives():
+    if TP(source_topic or app.fleet_settings.topic_telemetry, partition) not in app.assignor.assigned_actives():
         return "not_assigned", f"partition {partition} is not (yet) assigned to this worker; retry shortly"
     return None
 
@@ -77,18 +82,20 @@ async def _forward(app: Any, owner: str, partition: int, request: aioweb.Request
                            "timeout", partition)
 
 
-async def route_to_owner(app: Any, vin: str, request: aioweb.Request, body: bytes | None = None) -> Any:
+async def route_to_owner(app: Any, vin: str, request: aioweb.Request, body: bytes | None = None, *,
+                         table: Any = None, source_topic: str | None = None) -> Any:
     """None when this worker owns ``vin``'s settled partition (answer locally); else the owner's answer or a 503.
 
     ``body``: the request body if the caller has read it already (a body can be read once).
+    ``table``/``source_topic``: another key's table and input topic (a site id's charging plans).
     """
     partition = partition_of(vin.encode(), app.fleet_settings.partitions)
-    owner = owner_of(app, partition)
+    owner = owner_of(app, partition, table)
     if owner is None:
         return unavailable("rebalancing", f"partition {partition} has no owner right now: the worker group is "
                            "rebalancing; retry shortly", partition)
     if owner == str(app.conf.canonical_url).rstrip("/"):
-        problem = local_unavailable(app, partition)
+        problem = local_unavailable(app, partition, source_topic)
         return None if problem is None else unavailable(problem[0], problem[1], partition)
     if request.headers.get(FORWARDED_BY):
         return unavailable("rebalancing", f"workers disagree about the owner of partition {partition} (a "
