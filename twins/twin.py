@@ -36,6 +36,7 @@ import msgspec
 
 from twins.alerts.state import AlertBook
 from twins.history import HistoryState, copy_history, update_history
+from twins.layout import LayoutCodec
 from twins.maintenance import ComponentLog
 from twins.reading import Reading
 from twins.residency import Residency
@@ -51,8 +52,14 @@ _astuple = msgspec.structs.astuple
 
 
 class Twin(msgspec.Struct, array_like=True, gc=False):
-    """Last-known state of one vehicle. ``values[i]``/``times[i]`` belong to ``SIGNALS[i]``."""
+    """Last-known state of one vehicle. ``values[i]``/``times[i]`` belong to ``SIGNALS[i]``.
 
+    Stored positionally (:func:`encode_twin`); changing the order or types of fields means
+    a new :data:`LAYOUT_VERSION` and a migration (rules in :mod:`twins.layout`).
+    """
+
+    #: layout version of the stored form (:data:`LAYOUT_VERSION` for a twin made by this release)
+    layout: int
     vin: str
     values: list[Any]
     times: list[int]
@@ -75,7 +82,7 @@ class Twin(msgspec.Struct, array_like=True, gc=False):
 
 def new_twin(vin: str) -> Twin:
     """An empty twin for ``vin``."""
-    return Twin(vin=vin, values=[None] * N_SIGNALS, times=[0] * N_SIGNALS)
+    return Twin(layout=LAYOUT_VERSION, vin=vin, values=[None] * N_SIGNALS, times=[0] * N_SIGNALS)
 
 
 def copy_twin(twin: Twin) -> Twin:
@@ -187,7 +194,13 @@ def is_stale(twin: Twin, now_ms: int, stale_after_ms: int) -> bool:
 
 
 _twin_encoder = msgspec.msgpack.Encoder()
-_twin_decoder = msgspec.msgpack.Decoder(Twin)
+#: Layout of the stored twin written by this release (history and rules: :mod:`twins.layout`).
+LAYOUT_VERSION = 2
+#: Migration from each older layout to the next (a decoded record, plain lists, in and out).
+MIGRATIONS = {
+    1: lambda record: [2, *record],  # layout 1 had no version field
+}
+_codec = LayoutCodec(Twin, LAYOUT_VERSION, MIGRATIONS)
 
 
 _twin_buffer = bytearray(4096)
@@ -204,5 +217,6 @@ def encode_twin(twin: Twin) -> bytes:
 
 
 def decode_twin(data: bytes) -> Twin:
-    """Inverse of :func:`encode_twin`."""
-    return _twin_decoder.decode(data)
+    """Inverse of :func:`encode_twin`; a record of an older layout is migrated, a newer one refused
+    (:class:`twins.layout.TwinLayoutError`)."""
+    return _codec.decode(data)

@@ -54,7 +54,7 @@ from twins.history.dtc import TRACKED as DTC_TRACKED
 from twins.history.inverter import N_BINS
 from twins.residency import HourlyLookup
 from twins.signals import N_SIGNALS, SLOT
-from twins.twin import Twin
+from twins.twin import LAYOUT_VERSION, Twin
 
 DAY_MS = 86_400_000
 #: Components with a risk model (the ``component`` column of ``maintenance.csv``).
@@ -231,7 +231,8 @@ _RECORD_WANTS: dict[str, Any] = {
 }
 #: The program reads the numbers of ``_ROW`` into the columns ``add`` unpacks them to (the first
 #: ``len(_ROW_FLOATS + _ROW_INTS)`` columns of ``TwinRecords.fields`` are rows as ``matrix`` reads them).
-RECORD_PROGRAM: RecordProgram = build_program(Twin, _RECORD_WANTS, fixed_lists={"values": N_SIGNALS}, place={
+RECORD_PROGRAM: RecordProgram = build_program(Twin, _RECORD_WANTS, fixed_lists={"values": N_SIGNALS},
+                                              require={"layout": LAYOUT_VERSION}, place={
     **{path: _ROW_INDEX[name] for name, path in _RECORD_NUMBERS.items()},
     "history.daily.base": _ROW_INDEX["base_0"], "history.inverter.bins_half": _ROW_INDEX["bin_0"],
     _RING_AT: _ROW_INDEX["yesterday_0"]})

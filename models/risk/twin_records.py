@@ -48,6 +48,7 @@ class RecordProgram(NamedTuple):
     at: dict[str, int]
     lists: dict[str, int]                 # the side row of each "numbers"/"codes" want
     codes: frozenset[str]                 # the "codes" wants
+    require: tuple[tuple[str, float], ...] = ()   # (want, value): a record is ok only if it holds that value
 
 
 def _struct_type(tp: Any) -> tuple[type[msgspec.Struct] | None, bool]:
@@ -62,8 +63,8 @@ def _struct_type(tp: Any) -> tuple[type[msgspec.Struct] | None, bool]:
 
 
 def build_program(root: type[msgspec.Struct], wants: Mapping[str, Any],
-                  fixed_lists: Mapping[str, int] | None = None, place: Mapping[str, int] | None = None
-                  ) -> RecordProgram:
+                  fixed_lists: Mapping[str, int] | None = None, place: Mapping[str, int] | None = None,
+                  require: Mapping[str, float] | None = None) -> RecordProgram:
     """The program reading ``wants`` out of records of ``root``.
 
     ``wants`` maps dotted field paths (``"history.inverter.peak_c"``; an item of a list whose length is
@@ -75,8 +76,10 @@ def build_program(root: type[msgspec.Struct], wants: Mapping[str, Any],
     byte position only, the value read on (an optional struct inside which something is wanted gets
     column ``path + "?"``: 1.0 present, 0.0 nil). Structs are descended only where something is wanted
     inside; every other field is skipped. ``place`` puts wants at given output columns (the others
-    follow them).
+    follow them). ``require``: numbers a record must hold to be read as fitting (e.g. its layout version).
     """
+    require = dict(require or {})
+    wants = {**wants, **{path: "num" for path in require}}
     fixed_lists = dict(fixed_lists or {})
     place = dict(place or {})
     ops: list[tuple[int, int, int, int]] = []
@@ -162,7 +165,8 @@ def build_program(root: type[msgspec.Struct], wants: Mapping[str, Any],
           if wants.get(p) in ("at", "numbers", "codes") or isinstance(wants.get(p), tuple) and wants[p][0] == "row_before"}
     return RecordProgram(np.array(ops, dtype=np.int64).reshape(-1, 4), columns,
                          max([free[0], *(c + width(wants.get(p, "num")) for p, c in columns.items())]), at, lists,
-                         frozenset(p for p, w in wants.items() if w == "codes"))
+                         frozenset(p for p, w in wants.items() if w == "codes"),
+                         tuple((p, float(v)) for p, v in require.items()))
 
 
 @numba.njit(cache=True, nogil=True, forceinline=True)
@@ -690,6 +694,8 @@ class TwinRecords:
         if ring is not None:
             _rows_before(self.buf, pos, self.ends, self.fields, self.ok, ring[1], ring[2], ring[3])
             _run(self.buf, pos, self.ends, tail, self.fields, self.ok, buffer.side, cursor, 0, True, True)
+        for path, value in program.require:  # e.g. another layout version: decode it, never misread it
+            self.ok &= self.fields[:, self.columns[path]] == value
         self.side = buffer.side
         self.side_len = cursor
 
