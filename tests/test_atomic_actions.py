@@ -88,3 +88,30 @@ def test_a_refused_dead_letter_is_sent_again_headers_only():
 def test_a_dead_letter_that_cannot_be_written_at_all_stops_the_batch():
     with pytest.raises(RuntimeError, match="refused"):
         asyncio.run(DeadLetters(Topic(refuse=True), "fleet.telemetry", 4, 5000).send([rejection(10)]))
+
+
+def test_resolved_alerts_of_a_twin_never_flushed_are_not_raised_again_by_its_replay():
+    """A worker raised and resolved an alert, then died before its twin reached the changelog. The new
+    owner finds no twin, only the resolved record on the alerts topic; the replay of the same readings
+    must not publish that alert (same id, same revisions) a second time."""
+    book = AlertBook()
+    first = observe_risk(book, RULES, VIN, risk(0.4, 0))
+    resolved = observe_risk(book, RULES, VIN, risk(0.05, 60))
+    assert [a.status for a in first + resolved] == ["open", "resolved"]
+    topic = Topic()
+    table = SimpleNamespace(data={})
+    ingest = TwinIngest(table, None, lambda: None, 1.0, 10_000, 4)
+    feed = SimpleNamespace(latest={resolved[0].alert_id: resolved[0]}, topic="fleet.alerts",
+                           wait_caught_up=lambda parts: asyncio.sleep(0))
+    app = SimpleNamespace(ingest=ingest, fleet_settings=SimpleNamespace(topic_telemetry="t"))
+    svc = AlertService(app, None, topic, feed=feed, partitions=4, reload_s=5, sweep_s=30)
+    svc.rules = RULES
+    asyncio.run(svc.reconcile({svc.partition_of(VIN)}))
+    assert ingest.get_twin(VIN) is None and VIN in svc.orphan_books     # no phantom twin, the book is kept
+    twin = new_twin(VIN)                                                # the replay's new twin
+    svc.before(twin)
+    twin.risk = risk(0.4, 0)
+    assert svc.on_risk(twin) == [] and VIN not in svc.orphan_books
+    twin.risk = risk(0.05, 60)
+    assert svc.on_risk(twin) == []
+    assert topic.sent == []
