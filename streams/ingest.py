@@ -13,6 +13,7 @@ table write. Only after that write are the batch offsets marked committable.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ctypes
 import gc
 import itertools
@@ -35,6 +36,7 @@ from twins.reading import Reading, decode_reading
 from twins.twin import SEQ_JUMP_MAX, Twin, decode_twin, encode_twin, merge_into, new_twin
 
 
+log = logging.getLogger(__name__)
 #: After a flush of this many twins, hand freed heap memory back to the OS.
 TRIM_AFTER_WRITES = 5_000
 #: Twins written per slice of a flush (under the ingest lock, 5-15 ms); batches run between slices.
@@ -239,24 +241,31 @@ class TwinIngest:
         if alerts is not None and tp.partition not in alerts.reconciled:
             await alerts.reconcile_or_degrade(tp.partition)  # first batch since it came: adopt the topic's alerts
         raised: list[Any] = []
+        failed: list[Rejection] = []
         async with self._lock:
             for vin, readings in groups.items():
                 twin = self.get_twin(vin) or new_twin(vin)
                 a, d, t = twin.n_applied, twin.n_duplicate, twin.n_too_late
-                seed = alerts.before(twin) if alerts is not None else None
-                merge_into(twin, readings, self.seq_jump_max)
-                first_ts = min(r.ts for r in readings)
-                last_ts = max(r.ts for r in readings)
-                note_residency(twin, first_ts, last_ts, self.cell_precision,
-                               self.home_cells.get(vin, self.default_home_cell))
-                if alerts is not None:
-                    raised += alerts.observe(twin, readings, seed)
+                try:
+                    seed = alerts.before(twin) if alerts is not None else None
+                    merge_into(twin, readings, self.seq_jump_max)
+                    first_ts = min(r.ts for r in readings)
+                    last_ts = max(r.ts for r in readings)
+                    note_residency(twin, first_ts, last_ts, self.cell_precision,
+                                   self.home_cells.get(vin, self.default_home_cell))
+                    if alerts is not None:
+                        raised += alerts.observe(twin, readings, seed)
+                except Exception as exc:  # noqa: BLE001 - a bug must not crash-loop the partition: see below
+                    failed += self._processing_failed(tp, vin, records, exc, {r.offset for r in rejected})
+                    continue
                 applied += twin.n_applied - a
                 duplicate += twin.n_duplicate - d
                 too_late += twin.n_too_late - t
                 self.dirty[vin] = twin
                 self.dirty_tp[vin] = tp
             self.changed.update(groups)
+            if failed and self.dead_letters is not None:
+                await self.dead_letters.send(failed)  # delivered before the offsets can be marked
             self.pending_offsets[tp] = records[-1].offset + 1
             if raised:
                 await alerts.publish(raised)
@@ -273,6 +282,24 @@ class TwinIngest:
         metrics.DIRTY_TWINS.set(len(self.dirty))
         if len(self.dirty) >= self.flush_max_dirty:
             await self.flush()
+
+    def _processing_failed(self, tp: TP, vin: str, records: Sequence[Any], exc: Exception,
+                           rejected: set[int]) -> list[Rejection]:
+        """Dead letters for a vehicle whose valid readings could not be applied (a bug, not bad input).
+
+        Crashing would replay the same batch forever and stall every vehicle of the partition. The
+        vehicle's records of the batch go to the dead-letter topic (reason ``processing``) instead;
+        its twin is not written (a twin read from the store stays as stored; one with unflushed
+        changes keeps whatever the failed merge changed), and the error is logged with its traceback.
+        """
+        log.exception("applying the readings of %s from %s failed; they go to the dead-letter topic", vin, tp)
+        error = InvalidReading(f"applying the reading failed: {type(exc).__name__}: {str(exc)[:200]}", "$", None,
+                               code="processing")
+        key = vin.encode()
+        out = [Rejection(r.key, r.value, error, tp.partition, r.offset, r.timestamp) for r in records
+               if r.key == key and r.offset not in rejected]
+        metrics.RECORDS_IN.labels("failed").inc(len(out))
+        return out
 
     @staticmethod
     def _count_signed(topic: str, signed: int, accepted: int) -> None:

@@ -11,7 +11,7 @@ for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # proc
 
 RECORDS_IN = Counter(
     "fleet_records_in_total",
-    "Telemetry records consumed, by outcome (applied, duplicate, too_late, invalid).",
+    "Telemetry records consumed, by outcome (applied, duplicate, too_late, invalid, failed).",
     ["outcome"],
     registry=REGISTRY,
 )

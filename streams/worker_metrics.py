@@ -41,7 +41,7 @@ from twins.alerts.rules import COMPONENTS, KINDS, SEVERITIES
 log = logging.getLogger(__name__)
 END_OFFSETS_EVERY_S = 10.0
 #: label values known before any event, per label name (counters are created with every combination)
-OUTCOMES = ("applied", "duplicate", "too_late", "invalid")
+OUTCOMES = ("applied", "duplicate", "too_late", "invalid", "failed")
 ALERT_EVENTS = ("opened", "escalated", "acknowledged", "resolved")
 CHARGING_TRIGGERS = ("plug_in", "plug_out", "grid", "dr_event", "tick", "manual")
 
