@@ -256,7 +256,9 @@ class TwinIngest:
                     if alerts is not None:
                         raised += alerts.observe(twin, readings, seed)
                 except Exception as exc:  # noqa: BLE001 - a bug must not crash-loop the partition: see below
-                    failed += self._processing_failed(tp, vin, records, exc, {r.offset for r in rejected})
+                    lost = self._processing_failed(tp, vin, records, exc, {r.offset for r in rejected})
+                    metrics.RECORDS_IN.labels("failed").inc(len(lost))
+                    failed += lost
                     continue
                 applied += twin.n_applied - a
                 duplicate += twin.n_duplicate - d
@@ -298,7 +300,6 @@ class TwinIngest:
         key = vin.encode()
         out = [Rejection(r.key, r.value, error, tp.partition, r.offset, r.timestamp) for r in records
                if r.key == key and r.offset not in rejected]
-        metrics.RECORDS_IN.labels("failed").inc(len(out))
         return out
 
     @staticmethod
@@ -345,13 +346,20 @@ class TwinIngest:
             self._count_signed(tp.topic, signed, len(records) - len(rejected))
         if rejected and self.maintenance_dead_letters is not None:
             await self.maintenance_dead_letters.send(rejected)
+        failed: list[Rejection] = []
         async with self._lock:
             for vin, recs in groups.items():
                 twin = self.get_twin(vin) or new_twin(vin)
-                for m in recs:
-                    apply_maintenance(twin.maintenance, m)
+                try:
+                    for m in recs:
+                        apply_maintenance(twin.maintenance, m)
+                except Exception as exc:  # noqa: BLE001 - as in handle_batch: dead-letter, do not crash-loop
+                    failed += self._processing_failed(tp, vin, records, exc, {r.offset for r in rejected})
+                    continue
                 self.dirty[vin] = twin
                 self.dirty_tp[vin] = tp
+            if failed and self.maintenance_dead_letters is not None:
+                await self.maintenance_dead_letters.send(failed)
             self.changed.update(groups)
             self.urgent.update(groups)
             self.pending_offsets[tp] = records[-1].offset + 1
