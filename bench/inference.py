@@ -77,6 +77,40 @@ def run_generator(name: str, work: Path, budget_s: float, scale: float) -> dict[
             "free_run_ratio_twin_over_arx": ratio, "plots": figs}
 
 
+NOTES = """## How the grey box extrapolates (and what it did before)
+
+The previous version of this report (same data, seeds and budget) had free-run ratios twin / ARX of
+cell voltage 0.83, cell temperature 2.46, inverter coolant 1.25, inverter temperature 0.55, with the
+cell twin's temperature falling from 37 to 28 °C on a drive at 38 °C ambient. Diagnosis: the ambient
+entered the lags and the output feed-through multiplied by the Arrhenius factor of the thermal state
+(so the model was not linear in the ambient); nothing tied the heat balance's node to the temperature
+output, and fits used it as a slow latent state for the voltage (a diagnostic fit from the random
+start: node-to-output gains -0.85 on voltage, 0.21 on temperature); the free-run initial state put
+the first voltage sample into the slow RC branch instead of the charge state, so the charge-counting
+candidate left its OCV curve nearly flat (validation nRMSE 0.80, worse than 0.70 without charge
+counting). What changed:
+
+- inputs are split into *flows* (rest at zero or change sign: current, power, speed) and *levels*
+  (ambient); in the physical blocks levels enter linearly only, never through the Arrhenius factor,
+  so the model is linear in the ambient and a hotter ambient extrapolates like the physics;
+- an output declared in a temperature unit follows the heat balance's node with a fixed gain, and the
+  node's Newton-cooling target starts as the temperature input of the same unit; the conductance may
+  rise with a flow (forced convection);
+- initial state: lags at their steady state for u(0), y(0) matched by the charge and temperature
+  states (Gauss-Newton with the lags weighted 1e-4); RC branches start driven by the flows;
+- the inputs of learned networks (encoder, residual) are clipped to the training range, so they stay
+  constant beyond it.
+
+Development used separate out-of-distribution segments (generator seed 3); the test segments
+(seed 2) below were used for this report only, never for a choice. On those development segments a
+second training seed (`--seed 1`) chose the same structures with free-run ratios twin / ARX of cell
+voltage 0.21, cell temperature 0.16, inverter coolant 0.41, inverter temperature 0.12. The tightest
+margin is the coolant: the twin's free-run RMSE is 0.19 °C on the training segments too (noise
+0.1 °C), so part of the loop is only approximated in-sample (the motor's efficiency map seen through
+w² and |w| of the motor power, the radiator's speed-dependent conductance), not an extrapolation error.
+"""
+
+
 def write_report(results: dict[str, Any]) -> None:
     """report.md from the results."""
     lines = ["# Inferred twins vs the ARX baseline (`python -m bench.inference`)", "",
@@ -100,6 +134,7 @@ def write_report(results: dict[str, Any]) -> None:
                   + ", ".join(f"{o} **{v:.2f}** ({'met' if v <= 0.5 else 'NOT met'})"
                               for o, v in r["free_run_ratio_twin_over_arx"].items()), ""]
         lines += [f"![{p}](plots/{p})" for p in r["plots"]] + [""]
+    lines += [NOTES]
     (OUT / "report.md").write_text("\n".join(lines) + "\n")
 
 

@@ -35,8 +35,9 @@ from models.inference.structures import make_structure
 
 FORMAT = "fleet-twin/1"
 INITIAL_STATE_DOC = ("x(0) = encoder(y(0), u(0)) (linear map plus a small tanh network trained with the model), "
-                     "refined by Gauss-Newton steps so that the model's output at t=0 equals y(0); ARX starts "
-                     "from y(0) and u(0) repeated into the past")
+                     "refined by Gauss-Newton steps so that the model's output at t=0 equals y(0); in a grey box "
+                     "the lags start at their steady state for u(0) and the correction goes to charge and "
+                     "temperature (lags weighted 1e-4); ARX starts from y(0) and u(0) repeated into the past")
 
 
 def _twin_doc(t: InferredTwin) -> dict[str, Any]:

@@ -18,14 +18,15 @@ import numpy as np
 
 from models.inference.data import Dataset, Port
 from models.inference.errors import InferenceError
-from models.inference.fitting import Scaler, free_run, input_constants, one_step, select_arx, train_torch
+from models.inference.fitting import (Scaler, free_run, input_constants, one_step, physical_init, select_arx,
+                                      train_torch)
 from models.inference.structures import Params, Runner, Structure, make_structure
 
 #: Grey-box structures of the library tried after ARX, then the neural fallback (in this order).
 DEFAULT_CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("greybox", {"integrator": False, "lags": 2, "thermal": True, "residual": 0}),
     ("greybox", {"integrator": True, "lags": 2, "thermal": True, "residual": 0}),
     ("greybox", {"integrator": True, "lags": 2, "thermal": True, "residual": 16}),
-    ("greybox", {"integrator": False, "lags": 3, "thermal": True, "residual": 16}),
     ("nss", {"nx": 6, "hidden": 32}),
 )
 DEFAULT_BUDGET_S = 480.0
@@ -171,7 +172,8 @@ class TwinInference:
         def twin(s: Structure, P: Params) -> InferredTwin:
             return InferredTwin(s, P, sc, data.dt, data.inputs, data.outputs, ranges)
 
-        consts = input_constants(sc, [s.u for s in train.segments])
+        consts = input_constants(sc, [s.u for s in train.segments], [s.y for s in train.segments],
+                                 [p.unit for p in data.inputs])
         s_arx, p_arx, score, tried = select_arx(tr, va, data.dt)
         self._say(f"arx: best {s_arx.label}, validation free-run nRMSE {score:.4f}")
         rows = [{"label": s_arx.label, "kind": "arx", "val_nrmse": score, "iterations": 0,
@@ -190,7 +192,10 @@ class TwinInference:
                              "iterations": 0, "seconds": 0.0, "skipped": "budget exhausted"})
                 continue
             s = make_structure(kind, config, len(data.inputs), len(data.outputs))
-            res = train_torch(s, tr, va, data.dt, share * 0.97, consts, seed=self.seed, lr=3e-3 if kind == "nss" else 1e-2,
+            start = consts | (physical_init(sc, [p.unit for p in data.inputs], [p.unit for p in data.outputs],
+                                            3 * len(data.inputs)) if kind == "greybox" else {})
+            res = train_torch(s, tr, va, data.dt, share * 0.97, start, seed=self.seed,
+                              lr=3e-3 if kind == "nss" else 1e-2,
                               max_iterations=self.max_iterations)
             self._say(f"{s.label}: validation free-run nRMSE {res.val_nrmse:.4f} "
                       f"({res.iterations} iterations, {res.seconds:.0f} s)")

@@ -39,18 +39,56 @@ class Scaler:
         return yn * self.y_std + self.y_mean
 
 
-def input_constants(scaler: Scaler, us_raw: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Normalised physical zero of each input and which inputs are flows.
+TEMPERATURE_UNITS = ("celsius", "K")
+
+
+def input_constants(scaler: Scaler, us_raw: list[np.ndarray], ys_raw: list[np.ndarray],
+                    in_units: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Normalised physical zero of each input, which inputs are flows, and the training range.
 
     A flow rests at zero (within 1 % of its range) in at least 5 % of the
     training samples, or takes each sign in at least 10 % of them: a current,
-    a power or a speed, not a temperature level.
+    a power or a speed; never an input declared in a temperature unit (a
+    level, even when a winter ambient crosses 0 °C). ``const_lo``/``const_hi``:
+    the normalised range of ``[y, u]`` in training, to which the inputs of
+    learned networks are clipped (so they stay constant beyond it).
     """
-    u = np.concatenate(us_raw)
+    u, y = np.concatenate(us_raw), np.concatenate(ys_raw)
     span = np.ptp(u, axis=0)
     resting = np.mean(np.abs(u) <= 0.01 * span, axis=0) >= 0.05
     crossing = (np.mean(u < 0, axis=0) >= 0.1) & (np.mean(u > 0, axis=0) >= 0.1)
-    return {"const_u_zero": scaler.u(np.zeros(u.shape[1])), "const_flow": (resting | crossing).astype(float)}
+    level = np.array([unit in TEMPERATURE_UNITS for unit in in_units or [""] * u.shape[1]])
+    z = np.concatenate([scaler.y(y), scaler.u(u)], axis=1)
+    return {"const_u_zero": scaler.u(np.zeros(u.shape[1])), "const_flow": ((resting | crossing) & ~level).astype(float),
+            "const_lo": z.min(0), "const_hi": z.max(0)}
+
+
+def physical_init(scaler: Scaler, in_units: list[str], out_units: list[str], nf: int) -> dict[str, np.ndarray]:
+    """Starting values that make the grey-box heat balance a temperature, from the declared units.
+
+    When some outputs are temperatures, the thermal node is the first of them
+    (``θ`` in its normalised units; every temperature output follows it with a
+    fixed unit gain, plus its own lags), its Newton-cooling target starts as
+    the mean of the inputs in the same unit (the ambient) and its losses as
+    small positive heat; the OCV spline starts on the other outputs only.
+    Without a temperature output: nothing (random starts). Grey-box keys only
+    (``nf`` flow features).
+    """
+    ty = np.array([u in TEMPERATURE_UNITS for u in out_units])
+    if not ty.any():
+        return {}
+    ref = int(np.argmax(ty))
+    mu0, sd0 = scaler.y_mean[ref], scaler.y_std[ref]
+    gain = np.where(ty, sd0 / scaler.y_std, 0.0)
+    init = {"th_E": gain, "const_th_fixed": ty.astype(float), "const_th_E": gain,
+            "b": np.where(ty, (mu0 - scaler.y_mean) / scaler.y_std, 0.0), "spl_c": np.where(ty, 0.0, 0.1)}
+    tu = np.array([u == out_units[ref] for u in in_units])
+    if tu.any():
+        init["th_e"] = np.where(tu, scaler.u_std / sd0, 0.0) / tu.sum()
+        init["th_e0"] = np.array([np.mean((scaler.u_mean[tu] - mu0) / sd0)])
+    nu = len(in_units)
+    init["th_h"] = np.r_[np.zeros(nu), np.full(nf - nu, 0.05)]
+    return init
 
 
 def pad(arrays: list[np.ndarray]) -> np.ndarray:

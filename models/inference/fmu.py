@@ -1,7 +1,7 @@
 """FMI 2.0 co-simulation export of an inferred twin (pythonfmu).
 
 The FMU carries the twin's weights, its declaration and
-``models/inference/structures.py`` (numpy only) in its resources, so it
+``models/inference/structures.py`` and ``arrays.py`` (numpy only) in its resources, so it
 needs numpy and no part of this project on the simulating host. Variables:
 one real input per twin input, one real output per twin output, and one
 fixed parameter ``y0_<output>`` per output: the first output sample the
@@ -121,8 +121,9 @@ def export_fmu(artifact: Path, dest: Path) -> Path:
         script.write_text(_SLAVE.format(name=doc["name"], cls=cls, ports=repr(ports)))
         for f in ("twin.json", "weights.npz"):
             shutil.copy2(artifact / f, t / f)
-        shutil.copy2(Path(__file__).with_name("structures.py"), t / "structures.py")
+        for f in ("structures.py", "arrays.py"):
+            shutil.copy2(Path(__file__).with_name(f), t / f)
         dest.parent.mkdir(parents=True, exist_ok=True)
         built = FmuBuilder.build_FMU(script, dest=dest, project_files=[t / "twin.json", t / "weights.npz",
-                                                                      t / "structures.py"])
+                                                                      t / "structures.py", t / "arrays.py"])
     return Path(built)

@@ -28,81 +28,13 @@ from typing import Any
 
 import numpy as np
 
-Params = dict[str, Any]
+try:
+    from models.inference.arrays import NP, Params, mlp, mlp_init, torch_ops
+except ImportError:  # inside an exported FMU, where arrays.py sits beside this file
+    from arrays import NP, Params, mlp, mlp_init, torch_ops  # type: ignore[no-redef]
 
-
-class _NumpyOps:
-    """Array functions the structures use, numpy flavour."""
-
-    exp, tanh, abs, sign = np.exp, np.tanh, np.abs, np.sign
-
-    @staticmethod
-    def clip(x: Any, lo: float | None, hi: float | None) -> Any:
-        return np.clip(x, lo, hi)
-
-    @staticmethod
-    def cat(xs: list[Any]) -> Any:
-        return np.concatenate(xs, axis=-1)
-
-    @staticmethod
-    def stack(xs: list[Any]) -> Any:
-        return np.stack(xs, axis=1)
-
-    @staticmethod
-    def softplus(x: Any) -> Any:
-        return np.logaddexp(0.0, x)
-
-    @staticmethod
-    def unbind(x: Any) -> Any:
-        return list(np.moveaxis(x, 1, 0))
-
-    solve, eye = staticmethod(np.linalg.solve), staticmethod(np.eye)
-
-
-NP = _NumpyOps()
-
-
-def torch_ops() -> Any:
-    """The torch flavour of :data:`NP` (imported lazily: serving never needs torch)."""
-    import torch
-
-    class _TorchOps:
-        exp, tanh, abs, sign = torch.exp, torch.tanh, torch.abs, torch.sign
-
-        @staticmethod
-        def clip(x: Any, lo: float | None, hi: float | None) -> Any:
-            return torch.clamp(x, lo, hi)
-
-        @staticmethod
-        def cat(xs: list[Any]) -> Any:
-            return torch.cat(xs, dim=-1)
-
-        @staticmethod
-        def stack(xs: list[Any]) -> Any:
-            return torch.stack(xs, dim=1)
-
-        softplus = staticmethod(torch.nn.functional.softplus)
-
-        @staticmethod
-        def unbind(x: Any) -> Any:
-            return torch.unbind(x, dim=1)
-
-        solve = staticmethod(torch.linalg.solve)
-
-        @staticmethod
-        def eye(n: int) -> Any:
-            return torch.eye(n, dtype=torch.float64)
-
-    return _TorchOps()
-
-
-def _mlp(ops: Any, P: Params, prefix: str, z: Any) -> Any:
-    return ops.tanh(z @ P[f"{prefix}W1"] + P[f"{prefix}b1"]) @ P[f"{prefix}W2"]
-
-
-def _mlp_init(rng: np.random.Generator, prefix: str, n_in: int, hidden: int, n_out: int) -> Params:
-    return {f"{prefix}W1": rng.normal(0, 1 / np.sqrt(n_in), (n_in, hidden)), f"{prefix}b1": np.zeros(hidden),
-            f"{prefix}W2": np.zeros((hidden, n_out))}
+__all__ = ["NP", "Params", "Structure", "Arx", "GreyBox", "NeuralSS", "Runner", "make_structure", "simulate",
+           "torch_ops"]
 
 
 @dataclass(frozen=True)
@@ -205,30 +137,42 @@ class Arx(Structure):
 class GreyBox(Structure):
     """Continuous-time grey-box state space assembled from physical blocks.
 
-    Blocks (switched by ``config``), all in normalised units. *Flow* inputs
+    Blocks (switched by ``config``), all in normalised units. Inputs are split
+    by :func:`~models.inference.fitting.input_constants` into *flows*
     (``const_flow``: inputs that change sign or rest at zero, such as a
-    current or a power; not levels such as temperatures) enter through their
-    value ``w`` from their physical zero; the features are φ(u) = [u, w², |w|]:
+    current, a power or a speed) and *levels* (``ℓ``: the others, such as an
+    ambient temperature). A flow enters through its value ``w`` from its
+    physical zero, as the flow features ψ = [w, w², |w|]; levels enter only
+    linearly, so the model is linear in every level input and extrapolates
+    beyond the levels seen in training (a hotter ambient) by construction:
 
     * ``integrator``: charge counting ``q' = a·w`` of the flows, seen through
-      one monotone piecewise-linear spline per output (e.g. an OCV(SoC) curve);
-    * ``lags`` first-order lags / RC branches ``v' = (r(θ)·B φ(u) − v)/τ``;
-    * ``thermal``: a lumped heat balance ``θ' = g·(e·u + e0 − θ) + g·r(θ)·h·φ(u)``
-      (Newton cooling to an ambient drawn from the inputs, losses ∝ I² and
-      |I|), whose temperature scales resistances with the linearised Arrhenius
-      factor ``r(θ) = exp(−κ θ)``;
-    * ``residual``: a small tanh network on (state, input) added to the output.
+      one monotone piecewise-linear spline per output (e.g. an OCV(SoC) curve),
+      continued linearly beyond its end knots;
+    * ``lags`` first-order lags / RC branches ``v' = (r(θ)·B ψ + L ℓ − v)/τ``;
+    * ``thermal``: a lumped heat balance (its node *is* the first temperature
+      output when outputs are declared in a temperature unit: those outputs
+      follow it with the fixed gain ``const_th_E``, see
+      :func:`~models.inference.fitting.physical_init`) ``θ' = G·(e·ℓ + e0 − θ) + g·r(θ)·h·ψ``
+      with Newton cooling to a target linear in the levels (the ambient), losses
+      ∝ w² and |w|, and a conductance ``G = g·(1 + |γ|·|w|)`` that forced flow
+      (air speed) may raise; its temperature scales the losses and resistances
+      with the linearised Arrhenius factor ``r(θ) = exp(−κ θ)``;
+    * ``residual``: a small tanh network on (state, input), its input clipped
+      to the range seen in training (constant beyond it), added to the output.
 
-    ``y = s(q) + C v + r(θ)·D φ(u) + E θ + b (+ residual)``. Lags and the heat
-    balance are integrated exactly over the step (stable for any ``dt``).
-    The initial state comes from a linear map plus a small network of
-    ``(y(0), u(0))``, trained with the rest.
+    ``y = s(q) + C v + r(θ)·D ψ + F ℓ + E θ + b (+ residual)``. Lags and the heat
+    balance are integrated exactly over the step with its inputs held (stable for
+    any ``dt``). The initial state comes from a linear map plus a small network of
+    ``(y(0), u(0))`` (network inputs clipped to the training range), trained with
+    the rest, then Gauss-Newton steps.
     """
 
     kind = "greybox"
     # gains under an L1 penalty: each block uses few inputs and feeds few outputs
-    SPARSE = ("int_a", "lag_B", "th_h", "D", "lag_C", "spl_c", "th_E")
+    SPARSE = ("lag_B", "lag_L", "th_h", "th_gam", "th_kappa", "D", "F", "lag_C", "spl_c", "th_E")
     KNOTS = np.linspace(-3.0, 3.0, 13)
+    GN_STEPS = 4
 
     @property
     def nx(self) -> int:
@@ -240,67 +184,111 @@ class GreyBox(Structure):
         nf, k = 3 * nu, len(self.KNOTS) - 1
         P: Params = {"enc_W": rng.normal(0, 0.1, (ny + nu, nx)), "enc_b": np.zeros(nx),
                      "const_u_zero": np.zeros(nu), "const_flow": np.ones(nu),
-                     **_mlp_init(rng, "enc_", ny + nu, 16, nx),
-                     "D": np.zeros((nf, ny)), "b": np.zeros(ny)}
+                     "const_lo": np.full(ny + nu, -3.0), "const_hi": np.full(ny + nu, 3.0),
+                     **mlp_init(rng, "enc_", ny + nu, 16, nx),
+                     "D": np.zeros((nf, ny)), "F": np.zeros((nu, ny)), "b": np.zeros(ny)}
         if c["integrator"]:
-            P |= {"int_a": rng.normal(0, 1.0, nu), "const_rate": np.full(1, 1.0 / horizon_s),
+            P |= {"int_a": np.ones(nu), "const_rate": np.full(1, 1.0 / horizon_s),
                   "spl_w": np.zeros((ny, k)), "const_knots": self.KNOTS[:-1].copy(),
                   "spl_end": np.zeros((ny, 2)), "spl_c": rng.normal(0, 0.1, ny)}
         if c["lags"]:
-            P |= {"lag_B": rng.normal(0, 0.1, (nf, c["lags"])), "lag_C": rng.normal(0, 0.1, (c["lags"], ny)),
+            # RC branches start driven by the flows themselves, losses (w², |w|) start at zero
+            P |= {"lag_B": np.r_[rng.normal(0, 0.3, (nu, c["lags"])), np.zeros((nf - nu, c["lags"]))],
+                  "lag_L": np.zeros((nu, c["lags"])),
+                  "lag_C": rng.normal(0, 0.1, (c["lags"], ny)),
                   "lag_logtau": np.linspace(np.log(10 * dt), np.log(horizon_s / 4), c["lags"])}
         if c["thermal"]:
             P |= {"th_h": rng.normal(0, 0.1, nf), "th_e": rng.normal(0, 0.1, nu), "th_e0": np.zeros(1),
-                  "th_logg": np.full(1, -np.log(horizon_s / 4)), "th_kappa": np.zeros(1),
-                  "th_E": rng.normal(0, 0.5, ny)}
+                  "th_gam": np.full(nu, 0.05), "th_logg": np.full(1, -np.log(horizon_s / 4)),
+                  "th_kappa": np.zeros(1), "th_E": rng.normal(0, 0.5, ny),
+                  "const_th_fixed": np.zeros(ny), "const_th_E": np.zeros(ny)}
         if c["residual"]:
-            P |= _mlp_init(rng, "res_", nx + nu, c["residual"], ny)
+            P |= mlp_init(rng, "res_", nx + nu, c["residual"], ny)
         return P
+
+    def init_state(self, P: Params, y0: Any, u0: Any, ops: Any = NP) -> Any:
+        """Initial state from ``y(0)``, ``u(0)``: lags at rest, the outputs matched by charge and temperature first.
+
+        The lag / RC states start at their steady state for ``u(0)`` (a system
+        settled under its present inputs: the best guess one sample allows, exact
+        at rest); charge ``q`` and temperature ``θ`` start from the encoder's
+        guess. Gauss-Newton steps then apply the weighted minimum-norm correction
+        ``δ = W J (Jᵀ W J + λI)⁻¹ (y(0) − output(x, u(0)))`` (``J = ∂y/∂x`` by
+        finite differences) with weight 1 on ``q`` and ``θ`` and 10⁻⁴ on the lags,
+        so the model's first output matches the measured one, explained by the
+        slow conserved states where they can explain it (lags take the rest).
+        """
+        c, nu = self.config, self.nu
+        i, n, nx = int(c["integrator"]), c["lags"], self.nx
+        f0 = self.features(P, u0, ops)
+        x = self.encode(P, y0, u0, ops)
+        w = np.ones(nx)
+        if n and (i or c["thermal"]):
+            w[i:i + n] = 1e-4
+            r = self._r(P, x[..., -1:], ops) if c["thermal"] else 1.0
+            level = (f0[..., :nu] * (1.0 - P["const_flow"])) @ P["lag_L"]
+            x = ops.cat([x[..., :i], (f0[..., nu:] @ P["lag_B"]) * r + level, x[..., i + n:]])
+        eps, basis = 1e-3, ops.eye(nx) * 1e-3
+        for _ in range(self.GN_STEPS):
+            y = self.output(P, x, f0, ops)
+            J = ops.stack([(self.output(P, x + basis[k], f0, ops) - y) / eps for k in range(nx)])  # (B, nx, ny)
+            Jt = J.transpose(1, 2) if hasattr(J, "detach") else J.transpose(0, 2, 1)
+            WJ = J * ops.const(w)[:, None]
+            x = x + (WJ @ ops.solve(Jt @ WJ + 1e-5 * ops.eye(self.ny), (y0 - y)[..., None]))[..., 0]
+        return x
 
     def _r(self, P: Params, th: Any, ops: Any) -> Any:
         return ops.exp(ops.clip(-P["th_kappa"] * th, -3.0, 3.0))
 
+    def _clip(self, P: Params, z: Any, part: slice, ops: Any) -> Any:
+        """``z`` clipped to the training range (``const_lo``/``const_hi``, normalised) of channels ``part``."""
+        return ops.clip(z, P["const_lo"][part], P["const_hi"][part])
+
     def encode(self, P: Params, y0: Any, u0: Any, ops: Any = NP) -> Any:
         z = ops.cat([y0, u0])
-        return z @ P["enc_W"] + P["enc_b"] + _mlp(ops, P, "enc_", z)
+        return z @ P["enc_W"] + P["enc_b"] + mlp(ops, P, "enc_", self._clip(P, z, slice(None), ops))
 
     def features(self, P: Params, u: Any, ops: Any = NP) -> Any:
+        """``[u, w, w², |w|]`` (block averages of these are what a coarser step sees)."""
         w = (u - P["const_u_zero"]) * P["const_flow"]
-        return ops.cat([u, w * w, ops.abs(w)])
+        return ops.cat([u, w, w * w, ops.abs(w)])
 
     def drive(self, P: Params, f: Any, dt: float, ops: Any = NP) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        """``x_next = a ⊙ x + lin + r(θ) ⊙ rel``: per-step ``lin``/``rel`` and the decays ``a``."""
-        c, phi, lin, rel, decay = self.config, f, [], [], []
-        u = f[..., :self.nu]
+        """``x_next = a ⊙ x + lin + r(θ) ⊙ rel``: per-step ``lin``, ``rel`` and decays ``a``."""
+        c, nu = self.config, self.nu
+        u, psi = f[..., :nu], f[..., nu:]
+        level = u * (1.0 - P["const_flow"])
         zero = u[..., :1] * 0.0
+        lin, rel, decay = [], [], []
         if c["integrator"]:
-            flow = (u - P["const_u_zero"]) * P["const_flow"]  # linear in u: block averages commute
-            lin.append(dt * (flow @ P["int_a"][:, None]) * P["const_rate"])
+            lin.append(dt * (psi[..., :nu] @ P["int_a"][:, None]) * P["const_rate"])
             rel.append(zero)
-            decay.append(P["const_rate"] * 0.0 + 1.0)
+            decay.append(zero + 1.0)
         if c["lags"]:
-            a = ops.exp(-dt * ops.exp(-P["lag_logtau"]))
-            lin.append(zero * a)
-            rel.append((phi @ P["lag_B"]) * (1.0 - a))
+            a = ops.exp(-dt * ops.exp(-P["lag_logtau"])) + zero
+            lin.append((level @ P["lag_L"]) * (1.0 - a))
+            rel.append((psi @ P["lag_B"]) * (1.0 - a))
             decay.append(a)
         if c["thermal"]:
-            a = ops.exp(-dt * ops.exp(P["th_logg"]))
-            lin.append((u @ P["th_e"][:, None] + P["th_e0"]) * (1.0 - a))
-            rel.append((phi @ P["th_h"][:, None]) * (1.0 - a))
+            boost = 1.0 + psi[..., 2 * nu:] @ ops.abs(P["th_gam"])[:, None]  # G / g
+            a = ops.exp(-dt * ops.exp(P["th_logg"]) * boost)
+            lin.append((level @ P["th_e"][:, None] + P["th_e0"]) * (1.0 - a))
+            rel.append((psi @ P["th_h"][:, None]) * (1.0 - a) / boost)
             decay.append(a)
-        return (ops.cat(lin), ops.cat(rel)), (ops.cat(decay),)
+        return (ops.cat(lin), ops.cat(rel), ops.cat(decay)), ()
 
     def step(self, P: Params, x: Any, d: tuple[Any, ...], consts: tuple[Any, ...], ops: Any = NP) -> Any:
-        lin, rel = d
+        lin, rel, a = d
         if self.config["thermal"]:
             rel = rel * self._r(P, x[..., -1:], ops)
-        return consts[0] * x + lin + rel
+        return a * x + lin + rel
 
-    def output(self, P: Params, x: Any, u: Any, ops: Any = NP) -> Any:
-        c, i, n = self.config, int(self.config["integrator"]), self.config["lags"]
+    def output(self, P: Params, x: Any, f: Any, ops: Any = NP) -> Any:
+        c, nu, i, n = self.config, self.nu, int(self.config["integrator"]), self.config["lags"]
+        u, psi = f[..., :nu], f[..., nu:]
         th = x[..., -1:] if c["thermal"] else None
         r = self._r(P, th, ops) if c["thermal"] else 1.0
-        y = (u @ P["D"]) * r + P["b"]
+        y = (psi @ P["D"]) * r + (u * (1.0 - P["const_flow"])) @ P["F"] + P["b"]
         if c["integrator"]:
             q = x[..., :1]
             lo, hi, width = float(self.KNOTS[0]), float(self.KNOTS[-1]), float(self.KNOTS[1] - self.KNOTS[0])
@@ -310,10 +298,11 @@ class GreyBox(Structure):
             y = y + mono * P["spl_c"]
         if n:
             y = y + x[..., i:i + n] @ P["lag_C"]
-        if th is not None:
-            y = y + th * P["th_E"]
+        if th is not None:  # outputs declared as temperatures follow the node with a fixed gain
+            fixed = P["const_th_fixed"]
+            y = y + th * (fixed * P["const_th_E"] + (1.0 - fixed) * P["th_E"])
         if c["residual"]:
-            y = y + _mlp(ops, P, "res_", ops.cat([x, u[..., :self.nu]]))
+            y = y + mlp(ops, P, "res_", ops.cat([x, self._clip(P, u, slice(self.ny, None), ops)]))
         return y
 
 
@@ -330,16 +319,16 @@ class NeuralSS(Structure):
 
     def init_params(self, rng: np.random.Generator, dt: float, horizon_s: float) -> Params:
         nu, ny, nx, h = self.nu, self.ny, self.config["nx"], self.config["hidden"]
-        return {**_mlp_init(rng, "enc_", ny + nu, h, nx), "enc_W": rng.normal(0, 0.1, (ny + nu, nx)),
+        return {**mlp_init(rng, "enc_", ny + nu, h, nx), "enc_W": rng.normal(0, 0.1, (ny + nu, nx)),
                 "f_Wx": rng.normal(0, 1 / np.sqrt(nx), (nx, h)), "f_Wu": rng.normal(0, 1 / np.sqrt(nu), (nu, h)),
                 "f_b1": np.zeros(h), "f_W2": rng.normal(0, 0.3 / np.sqrt(h), (h, nx)), "f_b2": np.zeros(nx),
                 "lograte": -np.linspace(np.log(5 * dt), np.log(horizon_s / 2), nx),
-                **_mlp_init(rng, "h_", nx + nu, h, ny), "C": rng.normal(0, 0.3, (nx, ny)),
+                **mlp_init(rng, "h_", nx + nu, h, ny), "C": rng.normal(0, 0.3, (nx, ny)),
                 "D": np.zeros((nu, ny)), "b": np.zeros(ny)}
 
     def encode(self, P: Params, y0: Any, u0: Any, ops: Any = NP) -> Any:
         z = ops.cat([y0, u0])
-        return z @ P["enc_W"] + _mlp(ops, P, "enc_", z)
+        return z @ P["enc_W"] + mlp(ops, P, "enc_", z)
 
     def drive(self, P: Params, u: Any, dt: float, ops: Any = NP) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         a = ops.exp(-dt * ops.exp(P["lograte"]))
@@ -350,7 +339,7 @@ class NeuralSS(Structure):
         return a * x + ops.tanh(x @ P["f_Wx"] + d[0]) @ w2 + b2
 
     def output(self, P: Params, x: Any, u: Any, ops: Any = NP) -> Any:
-        return x @ P["C"] + u @ P["D"] + _mlp(ops, P, "h_", ops.cat([x, u])) + P["b"]
+        return x @ P["C"] + u @ P["D"] + mlp(ops, P, "h_", ops.cat([x, u])) + P["b"]
 
 
 STRUCTURES: dict[str, type[Structure]] = {s.kind: s for s in (Arx, GreyBox, NeuralSS)}

@@ -28,7 +28,7 @@ def coupled():
 @pytest.fixture(scope="session")
 def cell_fit(coupled, tmp_path_factory) -> tuple[TwinInference, Path]:
     """Cell twin (current, ambient -> voltage, temperature, heat) and its artifact."""
-    est = TwinInference(budget_s=300.0, candidates=(GREYBOX,), seed=0, max_iterations=150)
+    est = TwinInference(budget_s=300.0, candidates=(GREYBOX,), seed=0, max_iterations=300)
     est.fit(to_dataset(coupled[0], CELL_IN, CELL_OUT), validation=VALIDATION)
     return est, save(est, tmp_path_factory.mktemp("cell"))
 

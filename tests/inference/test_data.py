@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,45 @@ def test_cli_error_writes_nothing(tmp_path, capsys):
     assert "--budget-s -3: must be between 1 and 86400 seconds" in capsys.readouterr().err
     with pytest.raises(InferenceError, match="no such file"):
         decode(tmp_path / "missing.csv", ["u_A"], ["y_V"])
+
+
+def _segments_table() -> dict[str, list]:
+    t = np.arange(60, dtype=float)
+    return {"segment": ["a"] * 60 + ["b"] * 60, "time_s": list(t) * 2,
+            "u_A": list(np.sin(t / 3)) + list(np.cos(t / 4)), "y_V": list(np.cos(t / 5)) + list(np.sin(t / 7))}
+
+
+def test_parquet_is_read_like_csv_and_fleet_infer_accepts_it(tmp_path):
+    pa = pytest.importorskip("pyarrow")  # the `inference` extra; not in `test`, so CI skips this
+    import pyarrow.parquet as pq
+
+    from models.inference.artifact import load
+
+    table = _segments_table()
+    pq.write_table(pa.table(table), tmp_path / "d.parquet")
+    csv = tmp_path / "d.csv"
+    csv.write_text("\n".join([",".join(table)] + [",".join(str(v) for v in row) for row in zip(*table.values())]))
+    from_pq = decode(tmp_path / "d.parquet", ["u_A"], ["y_V"], segment_column="segment")
+    from_csv = decode(csv, ["u_A"], ["y_V"], segment_column="segment")
+    assert [s.name for s in from_pq.segments] == ["a", "b"]
+    for p, c in zip(from_pq.segments, from_csv.segments):
+        np.testing.assert_array_equal(p.u, c.u)
+        np.testing.assert_array_equal(p.y, c.y)
+    cli.main(["--data", str(tmp_path / "d.parquet"), "--inputs", "u_A", "--outputs", "y_V", "--segment-column",
+              "segment", "--validation", "b", "--budget-s", "1", "--out", str(tmp_path / "twin")])
+    (art,) = (tmp_path / "twin").iterdir()  # the versioned artifact directory
+    twin = load(art)
+    assert [p.name for p in twin.inputs] == ["u_A"] and [p.unit for p in twin.outputs] == ["V"]
+    # trained on segment a only (b validates): its input range is that of sin(t/3), t = 0..59
+    sin = np.sin(np.arange(60) / 3)
+    np.testing.assert_allclose(twin.input_ranges[0], [sin.min(), sin.max()], atol=1e-9)
+    seg = from_pq.segments[1]
+    assert twin.predict(seg.u, seg.y[0]).shape == (60, 1)
+
+
+def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "d.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if the `inference` extra were not installed
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(InferenceError, match=r"d.parquet: reading Parquet needs pyarrow \(pip install pyarrow\)"):
+        decode(tmp_path / "d.parquet", ["u_A"], ["y_V"])

@@ -81,9 +81,12 @@ def test_cell_twin_beats_arx_in_free_run_on_held_out_segments(cell_fit, coupled)
     test = to_dataset(coupled[1], CELL_IN, CELL_OUT)
     twin, arx = evaluate(est.twin_, test), evaluate(est.baseline_, test)
     ratio = {o: twin["free_run_rmse"][o] / arx["free_run_rmse"][o] for o in CELL_OUT}
-    assert all(r < 1.0 for r in ratio.values()), ratio  # measured: voltage 0.59, temperature 0.98, heat 0.92
+    assert all(r < 1.0 for r in ratio.values()), ratio  # measured: voltage 0.66, temperature 0.39, heat 0.36
     assert ratio["voltage_V"] < 0.7, ratio
-    assert twin["free_run_rmse"]["voltage_V"] < 0.12  # volts (measured 0.10), cells spanning 3.4-4.2 V
+    # the heat balance's node is the temperature output (declared in celsius), cooling to the ambient input
+    assert ratio["temperature_C"] < 0.5, ratio
+    assert twin["free_run_rmse"]["voltage_V"] < 0.12  # volts (measured 0.112), cells spanning 3.4-4.2 V
+    assert twin["free_run_rmse"]["temperature_C"] < 1.3  # kelvin (measured 1.09; ARX 2.83)
 
 
 def test_artifact_round_trip_report_and_predict_cli(cell_fit, coupled, tmp_path, capsys):
