@@ -18,7 +18,7 @@ Measures, with OpenMP limited to one thread:
     feature rows, probabilities, top features and the ``RiskState`` of every twin;
 
   both with the weather days of the exposure features kept across batches and their version
-  checked as the stream's scorer does, in a process set up as the worker's (``streams.ingest.tune_gc``,
+  checked as the stream's scorer does, in a process set up as the worker's (``streams.twin_flush.tune_gc``,
   ``keep_large_buffers_out_of_heap``), each batch's new records replacing the last batch's as in the
   worker's table,
 * the training replay (``models.risk.replay``, one process): µs per telemetry reading.
@@ -55,7 +55,7 @@ from models.risk.replay import replay
 from models.risk.scoring import risk_states, score_twins, warm_up
 from models.risk.synthetic import stream_twins, write_synthetic_history
 from models.risk.twin_records import RecordBuffer, TwinRecords
-from streams.ingest import keep_large_buffers_out_of_heap, tune_gc
+from streams.twin_flush import keep_large_buffers_out_of_heap, tune_gc
 from twins.twin import copy_twin, encode_twin
 from twins.weather import day_key
 
@@ -104,7 +104,7 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
                         "--out", str(art), "--horizon-days", "20", "--workers", "1"])
         artifact = str(art)
     rs = load_model_set(artifact)
-    tune_gc()                                             # the worker's process settings (streams.ingest)
+    tune_gc()                                             # the worker's process settings (streams.twin_flush)
     keep_large_buffers_out_of_heap()
     p = dataset_paths(data)
     snap = replay(p["telemetry"], read_weather(p["weather"]), read_fleet(p["fleet"]),

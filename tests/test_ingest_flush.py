@@ -9,7 +9,7 @@ from typing import Any
 
 from faust.types import TP
 
-import streams.ingest as ingest_mod
+import streams.twin_flush as flush_mod
 from streams.ingest import TwinIngest
 from twins.twin import decode_twin, new_twin
 
@@ -119,7 +119,7 @@ async def drain(ing: TwinIngest) -> None:
 
 
 def test_batched_flush_writes_every_twin_then_marks_offsets(monkeypatch):
-    monkeypatch.setattr(ingest_mod, "FLUSH_SLICE", 4)
+    monkeypatch.setattr(flush_mod, "FLUSH_SLICE", 4)
     log: list[Any] = []
 
     async def go() -> TwinIngest:
@@ -146,7 +146,7 @@ def test_batched_flush_writes_every_twin_then_marks_offsets(monkeypatch):
 
 
 def test_twins_changed_between_slices_are_written_before_the_offsets_are_marked(monkeypatch):
-    monkeypatch.setattr(ingest_mod, "FLUSH_SLICE", 2)
+    monkeypatch.setattr(flush_mod, "FLUSH_SLICE", 2)
     log: list[Any] = []
 
     async def go() -> TwinIngest:
