@@ -8,6 +8,13 @@ lives in a changelog-backed table (``charging_state``), the newest plan in anoth
 target: they are completed from the vehicle's twin (``models.charging.enrich``),
 wherever in the group that twin lives. A timer re-plans each owned site every
 ``FLEET_CHARGING_REPLAN_MINUTES``.
+
+The agent takes its input in batches (up to ``BATCH_MAX`` messages, waiting at most
+``BATCH_WITHIN_S`` after the first): every message passes the decoding boundary on
+its own (a bad one is dead-lettered alone), then each site's messages of the batch
+go to its planner together (``apply_batch``): one re-plan and one published plan
+per site per batch, however many plug-ins, plug-outs, meter readings and grid
+events it holds.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import msgspec
 
 from models.charging import GridSignals, Planner, PlannerState
 from models.charging.enrich import complete_request
-from models.charging.messages import ChargingMessage, apply, decode_message, decode_object, encode, message_site
+from models.charging.messages import ChargingMessage, apply_batch, decode_message, decode_object, encode, message_site
 from streams import metrics
 from streams.auth import peer_headers
 from streams.charging_sites import SiteConfig, load_sites
@@ -37,6 +44,8 @@ from twins.view import twin_view
 log = logging.getLogger(__name__)
 _SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 _state_decoder = msgspec.json.Decoder(PlannerState)
+BATCH_MAX = 500  # messages per batch
+BATCH_WITHIN_S = 0.5  # the longest a message waits for others to join its batch
 
 
 def flat_signals(site_id: str, at: datetime, price: float = 0.2) -> GridSignals:
@@ -136,23 +145,30 @@ def register_charging(app: Any, settings: Settings) -> None:
         check_not_future(int(cmsg.at.timestamp() * 1000), int(time.time() * 1000), limits, "$.at")
         return site_id, cmsg
 
+    async def reject(msg: Any, exc: InvalidReading) -> None:
+        await dead_letters[msg.topic].send([Rejection(
+            msg.key, msg.value, exc, msg.partition, msg.offset, int(msg.timestamp * 1000) if msg.timestamp else None)])
+
     @app.agent(inputs, name="charging-planner")
     async def charging_planner(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                site_id, cmsg = await admit(msg)
-                planner = planner_for(site_id, cmsg.at)
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            by_site: dict[str, list[tuple[Any, ChargingMessage]]] = {}
+            for event in events:
                 try:
-                    plan = apply(planner, cmsg)
-                except ValueError as exc:  # the planner refused the message (it names the field and value)
-                    raise InvalidReading(str(exc), "$", None, code="processing") from None
-            except InvalidReading as exc:
-                await dead_letters[msg.topic].send([Rejection(
-                    msg.key, msg.value, exc, msg.partition, msg.offset,
-                    int(msg.timestamp * 1000) if msg.timestamp else None)])
-                continue
-            await publish(site_id, planner, plan)
+                    site_id, cmsg = await admit(event.message)
+                except InvalidReading as exc:
+                    await reject(event.message, exc)
+                    continue
+                by_site.setdefault(site_id, []).append((event.message, cmsg))
+            for site_id, items in by_site.items():
+                planner = planner_for(site_id, items[0][1].at)
+                plans, refused = apply_batch(planner, [cmsg for _, cmsg in items])
+                for i, exc in refused:  # the planner refused it (the error names the field and value)
+                    await reject(items[i][0], InvalidReading(str(exc), "$", None, code="processing"))
+                for plan in plans:
+                    await publish(site_id, planner, plan)
+                if not plans:
+                    await publish(site_id, planner, None)
 
     @app.timer(interval=60.0)
     async def replan_due() -> None:

@@ -41,6 +41,14 @@ merged, so the part of the plan that is executed before the next re-plan can
 still front-load (quick charge) instead of being spread thin over a long block
 — which matters when unknown vehicles arrive later.
 
+Congested near term (``PlanConfig.fill_when_congested``): if the first block's
+solution meets a tree row or the site cap, the LP is re-solved warm with a
+reward on first-block energy larger than any price difference of the horizon
+(``_work_conserving``): the plan then delivers all it can now and shares the
+binding lines the way that passes the most energy, rather than postponing
+energy for a cheaper hour into which unknown arrivals will contend. The reward
+is below the demand charge per kWh, so it never raises the peak.
+
 >>> import highspy  # noqa: F401  (the only solver dependency)
 """
 
@@ -85,12 +93,16 @@ def terminal_value(problem: SiteProblem) -> float:
 
 
 def urgency(problem: SiteProblem) -> np.ndarray:
-    """Per-vehicle weight of the quick-charge tie-break: 8 h / time left plugged in, clipped to [0.5, 8].
+    """Per-vehicle weight of the quick-charge tie-break: 8 x the share of its time left that the vehicle needs
+    at full power (its energy still needed / (limit x time left plugged in)), clipped to [0.5, 8].
 
-    Among options of (nearly) equal cost a vehicle that leaves sooner is served first (as earliest-deadline-
-    first would), which keeps more vehicles whole when unknown vehicles arrive later and compete."""
+    Among options of (nearly) equal cost the vehicle with the least slack is served first (as least-laxity-
+    first would): vehicles that could still wait keep their slack for vehicles that arrive later and compete,
+    while one that must charge at full power from now on is not squeezed by them. (Weighting by time left
+    alone, earliest-deadline-first, kept serving short visits and left long ones to run out of time.)"""
     left_h = (problem.departure_s - np.maximum(problem.arrival_s, problem.start_s)) / 3600.0
-    return np.clip(8.0 / np.maximum(left_h, 1e-3), 0.5, 8.0)
+    share = problem.session_need_kwh / np.maximum(problem.config.efficiency * problem.limit_kw * left_h, 1e-9)
+    return np.clip(8.0 * share, 0.5, 8.0)
 
 
 def slot_blocks(problem: SiteProblem) -> np.ndarray:
@@ -124,7 +136,8 @@ class LpSolver:
         self._h.setOptionValue("output_flag", False)
         self._h.setOptionValue("threads", threads)
         self._h.setOptionValue("random_seed", 0)
-        self._h.setOptionValue("presolve", "on" if presolve else "off")
+        self._presolve = "on" if presolve else "off"
+        self._h.setOptionValue("presolve", self._presolve)
         self.last_size: tuple[int, int, int] = (0, 0, 0)  # columns, rows, nonzeros of the last model
 
     def solve(self, problem: SiteProblem) -> tuple[np.ndarray, str]:
@@ -145,6 +158,14 @@ class LpSolver:
     def _run(self, problem: SiteProblem) -> None:
         self._h.run()
         model_status = self._h.getModelStatus()
+        if model_status == highspy.HighsModelStatus.kUnknown:
+            # dual simplex without presolve can stall on badly scaled costs (unmet penalty vs cents): retry
+            # once from scratch with presolve, which solves the same model to optimality
+            self._h.setOptionValue("presolve", "on")
+            self._h.clearSolver()
+            self._h.run()
+            self._h.setOptionValue("presolve", self._presolve)
+            model_status = self._h.getModelStatus()
         if model_status != highspy.HighsModelStatus.kOptimal:
             name = self._h.modelStatusToString(model_status).lower()
             raise RuntimeError(f"HiGHS returned '{name}' for site {problem.site.id!r}")
@@ -186,6 +207,36 @@ class LpSolver:
             added[keys] = True
             self._run(problem)
         raise RuntimeError(f"site {problem.site.id!r}: network cuts did not converge")
+
+    def _work_conserving(self, problem: SiteProblem, cost: np.ndarray, gv: np.ndarray, gb: np.ndarray,
+                         g_h: np.ndarray) -> None:
+        """Congested near term: if the first block's plan meets a tree row or the site cap, re-solve (warm) with
+        a reward on first-block energy larger than any price difference in the horizon, so the plan delivers
+        all it can now (the LP then also shares the binding lines the way that passes the most energy), and
+        leave it otherwise. The LP knows only the vehicles that are here: it postpones energy for a cheaper
+        hour, but capacity unused while the site is at its limit is lost, and later arrivals contend for the
+        hours it postponed into. The reward stays below the demand charge per kWh, so the plan still does not
+        raise the peak for it, and a site whose limits do not bind keeps its cost-optimal plan."""
+        first = np.flatnonzero(gb == 0)
+        if not first.size or not problem.config.fill_when_congested:
+            return
+        x = np.asarray(self._h.getSolution().col_value)[first]
+        busy = float(x.sum()) >= problem.cap_kw[0] - 1e-6
+        net = problem.network
+        if not busy and net is not None and net.bound.size:
+            assert problem.group_v is not None and problem.kw_per_amp_v is not None
+            g = problem.group_v[gv[first]]
+            amps = np.bincount(g, weights=x / problem.kw_per_amp_v[gv[first]], minlength=net.rows.shape[1])
+            busy = bool(((net.rows @ amps) > net.bound - 1e-6).any())
+        if not busy:
+            return
+        cfg = problem.config
+        value = problem.price + cfg.carbon_price_per_kg * problem.carbon / 1000.0
+        span_h = (problem.end_s - problem.start_s) / 3600.0
+        reward = float(value.max() - value.min()) + 8.0 * cfg.early_bias_per_kwh_h * span_h + 1e-3
+        self._h.changeColsCost(first.size, first.astype(np.int32), cost[first] - reward * g_h[first])
+        self._run(problem)
+        self._network_cuts(problem, gv, gb, int(gb.max()) + 1)
 
     def _solve(self, problem: SiteProblem, limit_kw: np.ndarray) -> tuple[np.ndarray, str]:
         cfg = problem.config
@@ -254,6 +305,7 @@ class LpSolver:
         self.last_size = (n_col, n_row, int(a.nnz))
         self._run(problem)
         self._network_cuts(problem, gv, gb, n_b)
+        self._work_conserving(problem, cost, gv, gb, g_h)
         power = np.clip(np.asarray(h.getSolution().col_value)[group], 0.0, limit_kw[pv])
         # HiGHS meets rows within its 1e-7 tolerance; scale such slots down so caps hold exactly
         load = np.bincount(pt, weights=power, minlength=problem.n_slots)

@@ -126,6 +126,15 @@ class Planner:
         p._clock, p.realized_peak_kw, p._last_plan_at = state.clock, state.realized_peak_kw, state.last_plan_at
         return p
 
+    def checkpoint(self) -> dict[str, object]:
+        """The planner's in-memory state (plan included) for ``rollback``, e.g. to undo a refused batch."""
+        return {k: (v.copy() if isinstance(v, (dict, list)) else v) for k, v in vars(self).items()}
+
+    def rollback(self, checkpoint: dict[str, object]) -> None:
+        """Return to a ``checkpoint()``."""
+        vars(self).clear()
+        vars(self).update({k: (v.copy() if isinstance(v, (dict, list)) else v) for k, v in checkpoint.items()})
+
     def reset_billing_peak(self) -> None:
         """Start a new demand-charge billing period (forget the realised peak)."""
         self.realized_peak_kw = 0.0

@@ -331,6 +331,10 @@ class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       (``network.py``): at most 1 - cos(deg / 2) of a line's limit is given away (0.86 % at 15°).
     - ``headroom``: share of a vehicle's power limit the plan leaves unused when the vehicle can still get
       its energy without it, so a car that takes a little less than offered still finishes (0 = off).
+    - ``fill_when_congested``: when the LP's first block (the slot executed before the next re-plan, with
+      ``fine_slots`` >= 1) meets a tree row or the site cap, deliver all the plugged-in vehicles can take in
+      it instead of postponing energy for price (``lp.py``, ``pilots.py``); False = the plain cost-optimal
+      plan (e.g. an offline optimum with perfect foresight).
     """
 
     slot_minutes: int = 15
@@ -346,6 +350,7 @@ class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tol_kwh: float = 1e-3
     phase_facet_deg: float = 15.0
     headroom: float = 0.02
+    fill_when_congested: bool = True
     health: HealthPolicy = HealthPolicy()
 
     def __post_init__(self) -> None:
@@ -366,6 +371,8 @@ class PlanConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _positive(o, "tol_kwh", self.tol_kwh)
         _in_range(o, "phase_facet_deg", self.phase_facet_deg, 1.0, 60.0)
         _in_range(o, "headroom", self.headroom, 0.0, 0.5)
+        if not isinstance(self.fill_when_congested, bool):
+            raise ValueError(f"{o}.fill_when_congested must be true or false, got {self.fill_when_congested!r}")
         if not isinstance(self.fine_slots, int) or self.fine_slots < 0:
             raise ValueError(f"{o}.fine_slots must be an integer >= 0, got {self.fine_slots!r}")
         if not isinstance(self.threads, int) or self.threads < 1:

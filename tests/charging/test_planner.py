@@ -81,14 +81,14 @@ def test_plug_out_tick_and_state_round_trip():
     assert pl.tick(hours(5) + timedelta(minutes=10)) is None  # less than one slot since the last plan
     ticked = pl.tick(hours(5.5))
     assert ticked is not None and ticked.trigger == "tick"
-    snapshot = msgspec.json.encode(pl.state())
-    gone = pl.plug_out("V1", hours(6))
+    snapshot = msgspec.json.encode(pl.state())  # the state has no plan: restore it at the time it was taken
+    gone = pl.plug_out("V1", hours(5.5))
     assert [v.vin for v in gone.vehicles] == ["V0", "V2"]
     closed = pl.pop_closed()
     assert [c.vin for c in closed] == ["V1"] and closed[0].delivered_kwh > 0 and pl.pop_closed() == []
     # a planner restored from the snapshot re-plans the same way
     restored = Planner.from_state(msgspec.json.decode(snapshot, type=PlannerState))
-    twin = restored.plug_out("V1", hours(6))
+    twin = restored.plug_out("V1", hours(5.5))
     np.testing.assert_allclose(twin.site_load_kw, gone.site_load_kw, atol=1e-6)
     assert {v.vin: v.delivered_before_kwh for v in twin.vehicles} == pytest.approx(
         {v.vin: v.delivered_before_kwh for v in gone.vehicles}, abs=1e-9)

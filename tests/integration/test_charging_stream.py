@@ -1,5 +1,6 @@
 """Charging through the real broker: a plug-in request and grid signals produce a site schedule;
-a demand-response event re-plans under the lowered cap; the request is completed from the twin."""
+a demand-response event re-plans under the lowered cap; the request is completed from the twin; several
+events sent together (a meter reading, a plug-out, a plug-in) make one re-plan."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ SITE = {"sites": [{"id": "depot-a", "timezone": "America/New_York", "cap_kw": 30
                                 {"id": "ac3", "max_kw": 11.0}]}]}
 
 
-def send(stack: Stack, topic: str, key: str, doc: dict) -> None:
+def send(stack: Stack, topic: str, key: str, *docs: dict) -> None:
     producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    producer.send(topic, key=key.encode(), value=json.dumps(doc).encode())
+    for doc in docs:
+        producer.send(topic, key=key.encode(), value=json.dumps(doc).encode())
     producer.flush()
     producer.close()
 
@@ -91,7 +93,21 @@ def test_request_and_grid_signal_produce_schedules(stack: Stack, tmp_path):
                                           "event": {"id": "dr1", "start": dr_start.isoformat(),
                                                     "end": dr_end.isoformat(), "cap_kw": 8.0}})
     replan = next_plan("dr_event")
+
+    # one flush of three events for the site: the agent takes them as one batch -> one re-plan, one plan
+    later = plug_in + timedelta(minutes=30)
+    send(stack, s.topic_charging_requests, "depot-a",
+         {"type": "meter", "site_id": "depot-a", "vin": VIN, "delivered_kwh": 2.0, "at": later.isoformat()},
+         {"type": "plug_out", "site_id": "depot-a", "vin": "5YJ3E1EA7KF000001", "at": later.isoformat()},
+         {"type": "plug_in", "at": later.isoformat(), "request": {
+             "vin": "5YJ3E1EA7KF000002", "site_id": "depot-a", "plug_in": later.isoformat(),
+             "departure": (t0 + timedelta(hours=19)).isoformat(), "max_kw": 11.0, "energy_kwh": 20.0,
+             "charger_id": "ac3"}})
+    batched = next_plan("batch")
     consumer.close()
+    assert batched["trigger"] == "batch:3"
+    assert sorted(v["vin"] for v in batched["vehicles"]) == [VIN, "5YJ3E1EA7KF000002"]
+    assert next(v for v in batched["vehicles"] if v["vin"] == VIN)["delivered_before_kwh"] == pytest.approx(2.0)
     assert replan["trigger"].startswith("dr_event")
     starts = [datetime.fromisoformat(replan["horizon_start"]) + timedelta(minutes=replan["slot_minutes"] * i)
               for i in range(len(replan["site_load_kw"]))]
@@ -101,7 +117,7 @@ def test_request_and_grid_signal_produce_schedules(stack: Stack, tmp_path):
 
     assert http_get(stack.url(port, "/sites"))[1]["sites"][0]["id"] == "depot-a"
     status, body = http_get(stack.url(port, "/sites/depot-a/schedule"))
-    assert status == 200 and body["trigger"] == replan["trigger"]
+    assert status == 200 and body["trigger"] == batched["trigger"]
     status, m = http_get(stack.url(port, "/sites/depot-a/plan-metrics"))
     assert status == 200 and m["vehicles"] == 2 and m["unmet_vehicles"] == 0 and m["peak_kw"] <= 30.0 + 1e-6
     exported = {s.name: s.value for f in text_string_to_metric_families(http_get(stack.url(port, "/metrics"))[1])
