@@ -28,7 +28,7 @@ def test_every_labelled_counter_exists_at_zero_before_its_first_event():
     for family in counters:  # a counter added later without known label values fails here
         assert [s for s in family.samples if s.name.endswith("_total")], f"{family.name} has no series at start-up"
     outcomes = {lbl["outcome"] for lbl, _ in samples(text, "fleet_records_in_total")}
-    assert outcomes == {"applied", "duplicate", "too_late", "invalid"}
+    assert outcomes == {"applied", "duplicate", "too_late", "invalid", "failed"}
     opened = [lbl for lbl, _ in samples(text, "fleet_alert_records_total")]
     assert {"event": "opened", "severity": "critical", "rule_kind": "risk"} in opened
     assert len(opened) == 4 * 4 * 4
