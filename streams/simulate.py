@@ -54,7 +54,7 @@ def simulate(settings: Settings, vehicles: int, rate_hz: float, duration_s: floa
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGTERM, _stop)
+    previous = signal.signal(signal.SIGTERM, _stop)  # restored on return: callers keep their own handling
     depot = None
     if settings.charging_sites is not None:
         from streams.charging_sites import load_sites
@@ -88,6 +88,7 @@ def simulate(settings: Settings, vehicles: int, rate_hz: float, duration_s: floa
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         producer.flush()
         producer.close()
     return sent

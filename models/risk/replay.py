@@ -28,6 +28,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -237,6 +238,13 @@ def _replay_partition(part: int) -> str:
     return str(out)
 
 
+def _default_signals() -> None:
+    """Pool workers die on SIGTERM, whatever handler the forking process had installed (a worker that
+    only set a flag would never exit, and the pool's terminate would wait for it forever)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def replay(telemetry: str | Path, weather: WeatherStore, fleet: Mapping[str, Vehicle], events: EventIndex, *,
            vins: Collection[str] | None = None, workers: int | None = None, precision: int = 4,
            default_home_cell: str = "dhwf", scratch_dir: str | Path | None = None,
@@ -261,7 +269,7 @@ def replay(telemetry: str | Path, weather: WeatherStore, fleet: Mapping[str, Veh
             if n == 1:
                 paths = [_replay_partition(0)]
             else:
-                with mp.get_context("fork").Pool(n) as pool:
+                with mp.get_context("fork").Pool(n, initializer=_default_signals) as pool:
                     paths = pool.map(_replay_partition, range(n), chunksize=1)
         finally:
             _JOB = None
