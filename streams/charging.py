@@ -163,6 +163,7 @@ def register_charging(app: Any, settings: Settings) -> None:
             for site_id, items in by_site.items():
                 planner = planner_for(site_id, items[0][1].at)
                 plans, refused = apply_batch(planner, [cmsg for _, cmsg in items])
+                metrics.CHARGING_MESSAGES.inc(len(items) - len(refused))
                 for i, exc in refused:  # the planner refused it (the error names the field and value)
                     await reject(items[i][0], InvalidReading(str(exc), "$", None, code="processing"))
                 for plan in plans:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -87,7 +88,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                        if tp.topic in self.batch_handlers and self._read_offset.get(tp) is None]
         if uncommitted:
             for tp, start in (await self.earliest_offsets(*uncommitted)).items():
-                await self.seek(tp, start or 0)
+                try:
+                    await self.seek(tp, start or 0)
+                except IllegalStateError:  # revoked meanwhile: the next assignment seeks again
+                    continue
 
     async def expected_start(self, tp: TP) -> int:
         """Offset the next batch of ``tp`` must start at: after the last processed record, else the
@@ -167,7 +171,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     self.diag.unset_flag(CONSUMER_FETCHING)
                     continue
                 if not self.flow_active:
-                    await self.perform_seek()
+                    try:  # as Faust's getmany: the assignment may be changing under the seek
+                        await self.perform_seek()
+                    except Exception as exc:  # noqa: BLE001 - the next assignment seeks again
+                        log.warning("seek to the committed offsets while the flow is stopped failed (%s: %s); "
+                                    "the next assignment seeks again", type(exc).__name__, exc)
                     continue
                 generation = self.app.consumer_generation_id
                 for tp, batch in records.items():

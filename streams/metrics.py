@@ -64,6 +64,9 @@ RISK_MODEL_REJECTED = Counter(
     "the running model stays in force.", registry=REGISTRY)
 CHARGING_PLANS = Counter("fleet_charging_plans_total", "Charging re-plans published, by trigger.", ["trigger"],
                          registry=REGISTRY)
+CHARGING_MESSAGES = Counter("fleet_charging_messages_total",
+                            "Charging requests, meter readings and grid signals the planners took (a batch of them "
+                            "makes one re-plan per site; refused ones are dead-lettered).", registry=REGISTRY)
 TWINS_WRITTEN = Counter("fleet_twin_writes_total", "Twin table writes (coalesced).", registry=REGISTRY)
 DIRTY_TWINS = Gauge("fleet_twins_dirty", "Twins changed since the last flush.", registry=REGISTRY)
 TWINS_LOCAL = Gauge("fleet_twins_local", "Twins held by this worker's active partitions.", registry=REGISTRY)

@@ -200,9 +200,8 @@ def test_hostile_corpus_is_accounted_for_and_the_worker_keeps_going(stack: Stack
             s.topic_maintenance: metric(m, "fleet_maintenance_records_total"),
             s.topic_weather: metric(m, "fleet_weather_records_total"),
         }
-        plans = sum(float(line.rsplit(" ", 1)[1]) for line in m.splitlines()
-                    if line.startswith("fleet_charging_plans_total{") and 'trigger="tick"' not in line)
-        charging = (dead[s.topic_charging_requests] + dead[s.topic_grid] + plans,
+        taken = metric(m, "fleet_charging_messages_total")  # batched: one re-plan per site per batch
+        charging = (dead[s.topic_charging_requests] + dead[s.topic_grid] + taken,
                     c.sent[s.topic_charging_requests] + c.sent[s.topic_grid])
         got = {topic: (dead[topic] + done[topic], c.sent[topic]) for topic in done}
         got["charging+grid"] = charging
