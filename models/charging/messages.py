@@ -28,7 +28,7 @@ import msgspec
 
 from models.charging.planner import Planner
 from models.charging.results import SitePlan
-from models.charging.types import DemandResponseEvent, GridSignals, SessionRequest
+from models.charging.types import MAX_SESSION_KWH, DemandResponseEvent, GridSignals, SessionRequest
 from twins.errors import InvalidReading
 from twins.reading import strict_decode
 
@@ -58,7 +58,7 @@ class Meter(msgspec.Struct, frozen=True, tag="meter", tag_field="type", forbid_u
 
     site_id: str
     vin: str
-    delivered_kwh: Annotated[float, msgspec.Meta(ge=0.0)]
+    delivered_kwh: Annotated[float, msgspec.Meta(ge=0.0, le=MAX_SESSION_KWH)]
     at: datetime
 
 

@@ -47,7 +47,8 @@ from models.charging.outcome import assemble, site_load
 from models.charging.pilots import round_pilots
 from models.charging.problem import SiteProblem, build_problem
 from models.charging.results import SitePlan
-from models.charging.types import DemandResponseEvent, GridSignals, PlanConfig, SessionRequest, Site
+from models.charging.types import (MAX_SESSION_KWH, DemandResponseEvent, GridSignals, PlanConfig, SessionRequest,
+                                   Site)
 
 __all__ = ["Planner", "PlannerState"]
 
@@ -171,8 +172,7 @@ class Planner:
         for vin, kwh in readings.items():
             if vin not in self._sessions and vin not in new_vins:
                 raise UnknownSession(vin, self.site.id, "Planner.update(deliveries=...)")
-            if not (isinstance(kwh, (int, float)) and math.isfinite(kwh) and kwh >= 0):
-                raise ValueError(f"delivered_kwh of {vin!r} must be a finite number >= 0, got {kwh!r}")
+            _check_delivery(vin, kwh)
         self.advance(now)
         for vin in plug_outs:
             gone = self._sessions.pop(vin, None)
@@ -209,8 +209,7 @@ class Planner:
         a vehicle that took less than the plan offered gets its ``max_kw`` lowered to what it took."""
         if vin not in self._sessions:
             raise UnknownSession(vin, self.site.id, "Planner.record_delivery")
-        if not (isinstance(delivered_kwh, (int, float)) and math.isfinite(delivered_kwh) and delivered_kwh >= 0):
-            raise ValueError(f"delivered_kwh must be a finite number >= 0, got {delivered_kwh!r}")
+        _check_delivery(vin, delivered_kwh)
         self.advance(now)
         self._reading(vin, float(delivered_kwh))
 
@@ -302,3 +301,10 @@ class Planner:
                         trigger=trigger, amps=amps)
         self._problem, self._power, self.plan, self._last_plan_at = prob, power, plan, now
         return plan
+
+
+def _check_delivery(vin: str, kwh: float) -> None:
+    """A meter reading must be a plausible session energy (``MAX_SESSION_KWH``); ValueError names it."""
+    if not (isinstance(kwh, (int, float)) and math.isfinite(kwh) and 0 <= kwh <= MAX_SESSION_KWH):
+        raise ValueError(f"delivered_kwh of {vin!r} must be a finite number in [0, {MAX_SESSION_KWH:g}], "
+                         f"got {kwh!r}")

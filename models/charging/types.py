@@ -38,6 +38,11 @@ MAX_WINDOWS = 200
 MAX_DEMAND_CHARGE_PER_KW = 1_000.0
 #: Dirtiest grids emit ~1,000 g CO2/kWh (lignite); twice that is certainly a unit error.
 MAX_CARBON_G_PER_KWH = 2_000.0
+#: Largest plausible session energy or battery capacity: a heavy battery-electric truck carries ~1,000 kWh,
+#: so twice that is a unit error (Wh for kWh), not a vehicle. Bounds energy_kwh, capacity_kwh, delivered_kwh.
+MAX_SESSION_KWH = 2_000.0
+#: Largest plausible charging power: a megawatt charger (MCS) delivers up to 3.75 MW.
+MAX_CHARGE_KW = 4_000.0
 
 
 def _positive(owner: str, name: str, value: float) -> None:
@@ -179,13 +184,16 @@ class SessionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"{o}.departure {self.departure.isoformat()} must be after plug_in "
                              f"{self.plug_in.isoformat()} (vin {self.vin})")
         _positive(o, "max_kw", self.max_kw)
+        _in_range(o, "max_kw", self.max_kw, 0.0, MAX_CHARGE_KW)
         _non_negative(o, "delivered_kwh", self.delivered_kwh)
+        _in_range(o, "delivered_kwh", self.delivered_kwh, 0.0, MAX_SESSION_KWH)
         if self.battery_risk is not None:
             _in_range(o, "battery_risk", self.battery_risk, 0.0, 1.0)
         if self.soc_pct is not None:
             _in_range(o, "soc_pct", self.soc_pct, 0.0, 100.0)
         if self.capacity_kwh is not None:
             _positive(o, "capacity_kwh", self.capacity_kwh)
+            _in_range(o, "capacity_kwh", self.capacity_kwh, 0.0, MAX_SESSION_KWH)
         if self.target_soc_pct is not None:
             _in_range(o, "target_soc_pct", self.target_soc_pct, 0.0, 100.0)
             if self.energy_kwh is not None:
@@ -197,6 +205,7 @@ class SessionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if self.energy_kwh is None:
                 raise ValueError(f"{o}.energy_kwh is required when target_soc_pct is not given (vin {self.vin})")
             _non_negative(o, "energy_kwh", self.energy_kwh)
+            _in_range(o, "energy_kwh", self.energy_kwh, 0.0, MAX_SESSION_KWH)
             if (self.soc_pct is None) != (self.capacity_kwh is None):
                 raise ValueError(f"{o}: soc_pct and capacity_kwh go together (vin {self.vin}, "
                                  f"soc_pct={self.soc_pct!r}, capacity_kwh={self.capacity_kwh!r})")

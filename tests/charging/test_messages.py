@@ -113,3 +113,24 @@ def test_a_meter_message_decodes_and_teaches_the_planner_the_vehicles_rate():
     plan = apply(pl, decode_message(encode(Meter("depot", "A", took, hours(0.25)))))
     assert plan.trigger == "delivery:A" and pl.sessions[0].max_kw == pytest.approx(0.5 * offered, rel=1e-6)
     assert max(plan.vehicle("A").kw) <= 0.5 * offered + 1e-9
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'{"type":"meter","site_id":"depot","vin":"A","delivered_kwh":1e30,"at":"2026-03-03T18:00:00-08:00"}',
+     "$.delivered_kwh"),
+    (b'{"type":"plug_in","at":"2026-03-03T18:00:00-08:00","request":{"vin":"A","site_id":"depot",'
+     b'"plug_in":"2026-03-03T18:00:00-08:00","departure":"2026-03-04T06:00:00-08:00","max_kw":11,'
+     b'"energy_kwh":1e30}}', "energy_kwh"),
+    (b'{"type":"plug_in","at":"2026-03-03T18:00:00-08:00","request":{"vin":"A","site_id":"depot",'
+     b'"plug_in":"2026-03-03T18:00:00-08:00","departure":"2026-03-04T06:00:00-08:00","max_kw":5e6,'
+     b'"energy_kwh":20}}', "max_kw"),
+])
+def test_implausible_energies_and_powers_are_refused_naming_the_field(raw, field):
+    """1e30 kWh delivered would count a vehicle done; a 5 GW charger is a unit error: both refused at decode."""
+    with pytest.raises(InvalidReading, match=field.replace("$", r"\$")):
+        decode_message(raw)
+    site = depot(cap_kw=30.0, n_ac=1)
+    pl = Planner(site, evening_tou())
+    apply(pl, PlugIn(request("A", 0.0, 8.0, charger="ac0", energy_kwh=20.0), hours(0.0)))
+    with pytest.raises(ValueError, match=r"delivered_kwh of 'A' must be a finite number in \[0, 2000\]"):
+        pl.record_delivery("A", 1e30, hours(0.25))
