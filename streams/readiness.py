@@ -33,7 +33,6 @@ class Readiness:
         self.broker_ok_at: float | None = None
         self.broker_error: str | None = "not probed yet"
         self._ends: dict[TP, int] = {}
-        self._told: set[TP] = set()
         self._ends_at = 0.0
 
     def on_revoked(self) -> None:
@@ -41,7 +40,6 @@ class Readiness:
 
     def on_rebalance_complete(self) -> None:
         self.moving = False
-        self._told.clear()
 
     @property
     def broker_reachable(self) -> bool:
@@ -71,13 +69,6 @@ class Readiness:
         # (or skipped by a bad fetch start) are still to be read, and a 404 meanwhile would be false.
         done = await consumer.expected_start(tp)
         end = self._ends.get(tp, 0)
-        if end <= done and tp not in consumer._start_checked and tp not in self._told:
-            self._told.add(tp)  # once per partition and assignment
-            # Caught up without having read a batch since the assignment: true when the committed offset is
-            # the end, but a rare false 404 after a takeover came from here. Say what the numbers were.
-            log.warning("readiness: %s counted as caught up before any batch since the assignment (end %s, "
-                        "next %s, read %s, committed %s)", tp, end, done, consumer._read_offset.get(tp),
-                        consumer._committed_offset.get(tp))
         return max(0, end - done)
 
     def reasons(self) -> list[str]:

@@ -124,6 +124,10 @@ def owner_route(app: Any) -> Any:
                 if lag:
                     return unavailable("replaying", f"no twin for {vin!r} yet, but this worker still has {lag} "
                                        f"records of partition {partition} to read; retry shortly", partition)
+                # Caught up now, but the 404 came from before: a batch in flight then (e.g. the partition's
+                # first after a takeover) may have made the twin while the end offset was fetched. Only a
+                # lookup after everything up to the end was processed tells.
+                answer = await fun(view, request, *args, **kwargs)
             return answer
 
         return routed

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from faust.types import TP
 
@@ -67,3 +70,58 @@ def test_readiness_names_every_reason():
     r.app = fake_app()
     r.broker_ok_at, r.broker_error = time.monotonic() - 10, "KafkaError: Unable to get cluster metadata"
     assert r.reasons() == ["broker unreachable for 10 s: KafkaError: Unable to get cluster metadata"]
+
+
+def routing_app(behind: Any) -> SimpleNamespace:
+    """This worker owns every partition of a settled group; ``behind(partition)`` is its lag."""
+    me = "http://127.0.0.1:6066"
+    settings = SimpleNamespace(partitions=4, topic_telemetry="t")
+    changelog = SimpleNamespace(get_topic_name=lambda: "twins-changelog")
+    actives = {TP("t", p) for p in range(4)}
+    return SimpleNamespace(
+        fleet_settings=settings, conf=SimpleNamespace(canonical_url=me),
+        twins=SimpleNamespace(name="twins", changelog_topic=changelog),
+        router=SimpleNamespace(table_metadata=lambda name: {me: {"twins-changelog": set(range(4))}}),
+        assignor=SimpleNamespace(assigned_actives=lambda: actives),
+        readiness=SimpleNamespace(partitions_moving=lambda: None, behind=behind))
+
+
+def test_a_404_is_only_given_when_a_lookup_after_catching_up_finds_nothing():
+    """The lookup said 404 while the partition's first batch was in flight; that batch made the twin while
+    the end offset was fetched, so the lag is 0 by then: the answer must come from a second lookup (this
+    was the rare false 404 after a takeover)."""
+    from aiohttp import web as aioweb
+    from aiohttp.test_utils import make_mocked_request
+
+    from streams.routing import owner_route
+
+    twins: dict[str, dict[str, Any]] = {}
+    vin = "1FA6P8CF0L5100001"
+
+    async def batch_lands_while_offsets_are_fetched(partition: int) -> int:
+        twins[vin] = {"vin": vin}
+        return 0
+
+    async def no_lag(partition: int) -> int:
+        return 0
+
+    async def lag_of_7(partition: int) -> int:
+        return 7
+
+    def view_of(app: SimpleNamespace) -> Any:
+        @owner_route(app)
+        async def get(view: Any, request: Any, vin: str) -> Any:
+            twin = twins.get(vin)
+            return aioweb.json_response(twin or {"error": "no twin"}, status=200 if twin else 404)
+        return get
+
+    def ask(behind: Any) -> Any:
+        request = make_mocked_request("GET", f"/twins/{vin}", match_info={"vin": vin})
+        return asyncio.run(view_of(routing_app(behind))(None, request, vin=vin))
+
+    assert ask(batch_lands_while_offsets_are_fetched).status == 200
+    twins.clear()
+    assert ask(no_lag).status == 404  # caught up and still nothing: the twin really does not exist
+    answer = ask(lag_of_7)
+    assert answer.status == 503 and answer.headers["Retry-After"] == "2"
+    assert json.loads(answer.body)["cause"] == "replaying"
