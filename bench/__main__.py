@@ -58,6 +58,10 @@ def main() -> None:
     print(render(results))
 
 
+def _secs(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f} s"
+
+
 def render(r: dict[str, Any]) -> str:
     s, t, lat, st = r["setup"], r["throughput"], r["latency"], r["state"]
     mem, rocks = st["memory"], st["rocksdb"]
@@ -89,16 +93,18 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"## State with {st['twins']:,} twins",
         "",
-        "| store | RSS empty | RSS with twins | bytes per twin | projected RSS at 1M twins | restart → first record |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| store | RSS empty | RSS with twins | bytes per twin | projected RSS at 1M twins | restart → first record "
+        "| `GET /fleet/summary` |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         f"| memory | {mem['rss_start_mb']:.0f} MB | {mem['rss_with_twins_mb']:.0f} MB | {mem['bytes_per_twin']:.0f} | "
-        f"{mem['projected_rss_1m_twins_gb']:.2f} GB | – |",
+        f"{mem['projected_rss_1m_twins_gb']:.2f} GB | – | {_secs(mem.get('fleet_summary_s'))} |",
         f"| RocksDB | {rocks['rss_start_mb']:.0f} MB | {rocks['rss_with_twins_mb']:.0f} MB | "
         f"{rocks['bytes_per_twin']:.0f} | {rocks['projected_rss_1m_twins_gb']:.2f} GB | "
-        f"{rocks['restart_to_first_record_s']:.1f} s |",
+        f"{rocks['restart_to_first_record_s']:.1f} s | {_secs(rocks.get('fleet_summary_s'))} |",
         "",
         "Restart time includes the embedded broker's group join (it answers JoinGroup only after the",
-        "3 s rebalance timeout used here).",
+        "3 s rebalance timeout used here). `GET /fleet/summary` (one worker, every twin read as a brief,",
+        "`twins.brief`): median of 3 requests.",
         "",
         *_scoring_and_charging(r),
     ])
@@ -147,6 +153,11 @@ def _scoring_and_charging(r: dict[str, Any]) -> list[str]:
             out.append(f"| of which: probabilities + top features + `RiskState`s on ready rows, rows/s | "
                        f"{sc['score_rows_per_s']:,.0f} | {sc.get('rows', 0):,} rows |")
         out.append(f"| risk scoring, rows/s (`predict_proba`, 4 components) | {sc['rows_per_s']:,.0f} | same |")
+        if "decode_brief_twins_per_s" in sc:
+            out.append(f"| stored twins read, twins/s: in full (`decode_twin`) / as briefs (`twins.brief`: fleet "
+                       f"listings, staleness sweep) | {sc['decode_full_twins_per_s']:,.0f} / "
+                       f"{sc['decode_brief_twins_per_s']:,.0f} | same records "
+                       f"({sc.get('record_bytes_mean', 0):,.0f} B mean), side by side |")
     ch = r.get("charging")
     if ch:
         out.append(f"| charging plan, {ch['vehicles']:,} vehicles × {ch['slots']} slots, {ch['sites']} sites | "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -19,6 +20,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from models.simulation import FleetSimulator
+from streams.auth import SCOPES, mint
 from streams.broker import EmbeddedBroker, free_port
 from streams.run import wait_ready
 from streams.settings import Settings
@@ -98,6 +100,7 @@ class Worker:
     def __init__(self, broker: EmbeddedBroker, settings: Settings, tmp: Path, data_name: str = "worker",
                  **env: str) -> None:
         self.port = free_port()
+        self.secret = secrets.token_urlsafe(32)
         self.log_path = tmp / f"{data_name}-{self.port}.log"
         environ = dict(os.environ, FLEET_KAFKA_BOOTSTRAP=broker.bootstrap, FLEET_APP_ID=settings.app_id,
                        FLEET_TOPIC_TELEMETRY=settings.topic_telemetry,
@@ -108,7 +111,7 @@ class Worker:
                        FLEET_PARTITIONS=str(settings.partitions), FLEET_WEB_PORT=str(self.port),
                        FLEET_DATA_DIR=str(tmp / data_name), FLEET_SESSION_TIMEOUT_S="3",
                        FLEET_REBALANCE_TIMEOUT_S="3", FLEET_VERIFY_END_OFFSETS="true", FLEET_LOG_LEVEL="warn",
-                       FLEET_STORE=settings.store, FLEET_AUTH_HS256_SECRET=secrets.token_urlsafe(32), **env)
+                       FLEET_STORE=settings.store, FLEET_AUTH_HS256_SECRET=self.secret, **env)
         self.started = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=environ,
                                      stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
@@ -129,6 +132,13 @@ class Worker:
         except OSError:
             return 0.0
         return sum(float(m) for m in re.findall(r'^fleet_records_in_total\{outcome="[a-z_]+"\} ([0-9.e+]+)$', text, re.M))
+
+    def get_json(self, path: str, timeout: float = 60.0) -> Any:
+        """GET ``path`` with an admin token; the decoded JSON body."""
+        token = mint(self.secret, "bench", SCOPES, 3600)
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as fh:

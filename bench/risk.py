@@ -21,7 +21,9 @@ Measures, with OpenMP limited to one thread:
   checked as the stream's scorer does, in a process set up as the worker's (``streams.twin_flush.tune_gc``,
   ``keep_large_buffers_out_of_heap``), each batch's new records replacing the last batch's as in the
   worker's table,
-* the training replay (``models.risk.replay``, one process): µs per telemetry reading.
+* the training replay (``models.risk.replay``, one process): µs per telemetry reading,
+* stored twins read per second in full (``decode_twin``) and as briefs (``twins.brief``, what fleet
+  listings and the staleness sweep read), side by side.
 
 The twins are built with the stream's calls from a synthetic history (200 vehicles x 60 days,
 hourly) at its end and copied to the batch size, each copy a distinct vehicle with a distinct
@@ -56,7 +58,8 @@ from models.risk.scoring import risk_states, score_twins, warm_up
 from models.risk.synthetic import stream_twins, write_synthetic_history
 from models.risk.twin_records import RecordBuffer, TwinRecords
 from streams.twin_flush import keep_large_buffers_out_of_heap, tune_gc
-from twins.twin import copy_twin, encode_twin
+from twins.brief import decode_brief
+from twins.twin import copy_twin, decode_twin, encode_twin
 from twins.weather import day_key
 
 OUT = Path(__file__).resolve().parent / "risk_report"
@@ -169,6 +172,8 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
         t_arrays = _best_of(lambda: rs.explain(features(), k=3), repeat)
         t_all_cold = _best_of(lambda: (cold(), end_to_end()), repeat)
         t_records_cold = _best_of(lambda: (cold(), from_records()), repeat)
+        reads = _best_of_alternating({"full": lambda: [decode_twin(r) for r in records],
+                                      "brief": lambda: [decode_brief(r) for r in records]}, repeat)
     n_trees = {c: int(getattr(m.estimator_, "n_iter_", 0)) for c, m in rs.models.items()}
     return {
         "artifact_version": rs.version, "components": list(rs.components), "n_features": len(rs.feature_names),
@@ -185,6 +190,8 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
         "end_to_end_objects_first_of_day_twins_per_s": len(twins) / t_all_cold,
         "end_to_end_arrays_twins_per_s": len(twins) / t_arrays,
         "record_bytes_mean": sum(map(len, records)) / len(records),
+        "decode_full_twins_per_s": len(records) / reads["full"],
+        "decode_brief_twins_per_s": len(records) / reads["brief"],
         "replay_us_per_reading_cpu": snap.stats["us_per_reading_cpu"],
         "replay_readings": snap.stats["readings"], "replay_rows": snap.stats["rows"],
         "note": "end_to_end_twins_per_s = stored twins scored per second end to end, one core: their records "

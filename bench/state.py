@@ -40,12 +40,18 @@ def run(broker: EmbeddedBroker, vehicles: int, tmp: Path) -> dict[str, Any]:
             wait_written(worker, len(messages))
             time.sleep(2.0)  # let the changelog sends and the commit finish
             rss_full = worker.rss_bytes()
+            took = []
+            for _ in range(3):  # every stored twin read for one answer (briefs, twins.brief)
+                t0 = time.perf_counter()
+                assert worker.get_json("/fleet/summary?local=1")["vehicles"] == len(messages)
+                took.append(time.perf_counter() - t0)
         finally:
             worker.stop()
         entry: dict[str, Any] = {
             "rss_start_mb": rss_empty / 2**20, "rss_with_twins_mb": rss_full / 2**20,
             "consumed_when_start_rss_taken": consumed_at_empty,
             "bytes_per_twin": (rss_full - rss_empty) / len(messages),
+            "fleet_summary_s": sorted(took)[1],
         }
         entry["projected_rss_1m_twins_gb"] = (rss_empty + entry["bytes_per_twin"] * 1_000_000) / 2**30
         if store == "rocksdb://":

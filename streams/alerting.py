@@ -36,6 +36,7 @@ from streams.ingest import partition_of
 from twins.alerts import engine
 from twins.alerts.rules import DEFAULT_RULES, RuleSet, RulesError, load_rules
 from twins.alerts.state import Alert, AlertBook, encode_alert
+from twins.brief import active_alerts, decode_brief
 from twins.errors import ConfigurationError, FleetAssuranceError
 from twins.reading import Reading
 from twins.twin import Twin, copy_alerts, is_stale, new_twin
@@ -280,11 +281,15 @@ class AlertService:
                     vin = key.decode()
                     if self.partition_of(vin) not in self.reconciled:
                         continue
-                    twin = ingest.get_twin(vin)
-                    if twin is None:
+                    state = ingest.stored(vin)
+                    if state is None:
                         continue
+                    brief = decode_brief(state) if type(state) is bytes else state
                     vehicles += 1
-                    stale += is_stale(twin, now_ms, stale_ms)
+                    stale += is_stale(brief, now_ms, stale_ms)
+                    if not active_alerts(brief) and not engine.staleness_due(rules, brief.last_seen, now_ms):
+                        continue  # nothing to raise or retire: the rest of the twin is not decoded
+                    twin = ingest.get_twin(vin)
                     book = self.book_of(twin)
                     recs = engine.retire_unknown(book, rules, now_ms) if book.active else []
                     if rules.staleness:

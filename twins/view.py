@@ -63,7 +63,7 @@ def history_features(twin: Twin) -> dict[str, float | None]:
 
 
 def twin_brief(twin: Twin, now_ms: int, stale_after_ms: int) -> dict[str, Any]:
-    """One line per vehicle for listings."""
+    """One line per vehicle for listings (``twin``: a twin or its brief, ``twins.brief``)."""
     return {
         "vin": twin.vin,
         "status": "stale" if is_stale(twin, now_ms, stale_after_ms) else "online",
@@ -86,7 +86,7 @@ class FleetSummary:
         self.by_model: dict[str, int] = {}
 
     def add(self, twin: Twin, now_ms: int, stale_after_ms: int) -> None:
-        """Count one twin."""
+        """Count one twin (or its brief, ``twins.brief``)."""
         self.vehicles += 1
         if is_stale(twin, now_ms, stale_after_ms):
             self.stale += 1

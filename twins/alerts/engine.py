@@ -33,7 +33,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from twins.alerts.rules import SEVERITIES, CompiledSignal, RiskRule, RuleSet
+from twins.alerts.rules import SEVERITIES, CompiledSignal, RiskRule, RuleSet, StalenessRule
 from twins.alerts.state import Alert, AlertBook, alert_id, find_active, parse_alert_id
 from twins.errors import FleetAssuranceError
 from twins.reading import Reading
@@ -312,7 +312,7 @@ def sweep_staleness(book: AlertBook, rules: RuleSet, vin: str, last_seen_ms: int
         return out
     for rule in rules.staleness:
         due = last_seen_ms + int(rule.after_h * 3_600_000)
-        if due <= now_ms <= last_seen_ms + rule.give_up_h * 3_600_000:
+        if _silent_within(rule, last_seen_ms, now_ms):
             alert = _open(book, rules, rule, "staleness", vin, due, rule.severity,
                           f"no telemetry for {rule.after_h:g} h",
                           {"last_seen_ms": last_seen_ms, "silent_h": round((now_ms - last_seen_ms) / 3.6e6, 2)},
@@ -320,6 +320,17 @@ def sweep_staleness(book: AlertBook, rules: RuleSet, vin: str, last_seen_ms: int
             if alert is not None:
                 out.append(alert)
     return out
+
+
+def _silent_within(rule: StalenessRule, last_seen_ms: int, now_ms: int) -> bool:
+    """True while a vehicle silent since ``last_seen_ms`` is due for ``rule`` and not yet given up."""
+    return last_seen_ms + int(rule.after_h * 3_600_000) <= now_ms <= last_seen_ms + rule.give_up_h * 3_600_000
+
+
+def staleness_due(rules: RuleSet, last_seen_ms: int, now_ms: int) -> bool:
+    """True when :func:`sweep_staleness` could raise an alert for a vehicle silent since ``last_seen_ms``
+    (the sweep decodes only such twins, and those with active alerts, in full)."""
+    return bool(last_seen_ms) and any(_silent_within(r, last_seen_ms, now_ms) for r in rules.staleness)
 
 
 def _active(book: AlertBook, aid: str) -> Alert:

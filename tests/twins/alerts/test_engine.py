@@ -13,6 +13,7 @@ from twins.alerts.engine import (
     observe_risk,
     resolve,
     retire_unknown,
+    staleness_due,
     sweep_staleness,
 )
 from twins.alerts.rules import parse_rules
@@ -199,6 +200,10 @@ def test_staleness_opens_when_due_and_resolves_on_the_next_reading():
     assert r.rule == "silent" and r.status == "resolved"
     # silent for longer than give_up_h: out of service, not raised
     assert sweep_staleness(AlertBook(), RULES, VIN, T0, T0 + 49 * 3_600_000) == []
+    # the sweep decodes a twin in full only when this says a staleness alert could open (or it has active ones)
+    assert [staleness_due(RULES, T0, T0 + h * 3_600_000) for h in (5, 6, 7, 48, 49)] == [False, True, True, True,
+                                                                                            False]
+    assert not staleness_due(RULES, 0, T0)   # never seen: nothing to miss
 
 
 def test_ack_and_resolve_by_hand():
