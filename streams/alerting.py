@@ -278,9 +278,9 @@ class AlertService:
                     if key in seen:
                         continue
                     seen.add(key)
-                    vin = key.decode()
-                    if self.partition_of(vin) not in self.reconciled:
+                    if ingest.partition_of_key(key) not in self.reconciled:
                         continue
+                    vin = key.decode()
                     state = ingest.stored(vin)
                     if state is None:
                         continue

@@ -22,7 +22,6 @@ from streams.audit import read_audit
 from streams.auth import AuthError, guard, peer_headers
 from streams.http_input import query_int
 from streams.kafka_security import aiokafka_kwargs
-from streams.ingest import partition_of
 from streams.routing import RETRY_AFTER_S, owner_route
 from twins.reading import is_vin
 from twins.brief import decode_brief
@@ -53,8 +52,9 @@ async def local_briefs(app: Any) -> list[Any]:
     actives = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.topic_telemetry}
     dirty = app.ingest.dirty
     out: list[Any] = [decode_brief(t) if type(t) is bytes else t for t in dirty.values()]
+    part = app.ingest.partition_of_key  # cached murmur2: hashing every key cost half as much as its brief
     stored = [raw for key, raw in list(app.twins.data.items())
-              if raw is not None and key.decode() not in dirty and partition_of(key, settings.partitions) in actives]
+              if raw is not None and part(key) in actives and key.decode() not in dirty]
     for i in range(0, len(stored), BRIEF_CHUNK):
         out += map(decode_brief, stored[i:i + BRIEF_CHUNK])
         await asyncio.sleep(0)
