@@ -126,8 +126,9 @@ def owner_route(app: Any) -> Any:
                                        f"records of partition {partition} to read; retry shortly", partition)
                 # Caught up now, but the 404 came from before: a batch in flight then (e.g. the partition's
                 # first after a takeover) may have made the twin while the end offset was fetched. Only a
-                # lookup after everything up to the end was processed tells.
-                answer = await fun(view, request, *args, **kwargs)
+                # lookup after everything up to the end was processed tells (a read: safe to repeat).
+                if request.method in ("GET", "HEAD"):
+                    answer = await fun(view, request, *args, **kwargs)
             return answer
 
         return routed
