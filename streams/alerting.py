@@ -32,7 +32,6 @@ from typing import Any
 
 from streams import metrics
 from streams.alert_feed import AlertFeed
-from streams.ingest import partition_of
 from twins.alerts import engine
 from twins.alerts.rules import DEFAULT_RULES, RuleSet, RulesError, load_rules
 from twins.alerts.state import Alert, AlertBook, encode_alert
@@ -53,13 +52,12 @@ class AlertNotPublished(FleetAssuranceError):
 class AlertService:
     """Owns the rules in force and the alert side effects of one worker."""
 
-    def __init__(self, app: Any, rules_path: Path | None, topic: Any, feed: AlertFeed, partitions: int,
-                 reload_s: float, sweep_s: float) -> None:
+    def __init__(self, app: Any, rules_path: Path | None, topic: Any, feed: AlertFeed, reload_s: float,
+                 sweep_s: float) -> None:
         self.app = app
         self.rules_path = rules_path or DEFAULT_RULES
         self.topic = topic
         self.feed = feed
-        self.partitions = partitions
         self.reload_s = reload_s
         self.sweep_s = sweep_s
         try:
@@ -107,7 +105,8 @@ class AlertService:
 
     # --- publishing --------------------------------------------------------------------------
     def partition_of(self, vin: str) -> int:
-        return partition_of(vin.encode(), self.partitions)
+        """The VIN's partition, from the ingest's cache (one murmur2 per vehicle)."""
+        return self.app.ingest.partition_of_key(vin.encode())
 
     async def publish(self, records: Sequence[Alert]) -> None:
         """Send alert records (key VIN, the VIN's partition); acknowledgements are awaited by :meth:`durable`."""
@@ -278,7 +277,7 @@ class AlertService:
                     if key in seen:
                         continue
                     seen.add(key)
-                    if ingest.partition_of_key(key) not in self.reconciled:
+                    if ingest.partition_of_key(key) not in self.reconciled:  # the key: no re-encoding
                         continue
                     vin = key.decode()
                     state = ingest.stored(vin)
@@ -344,8 +343,8 @@ def register_alerting(app: Any, settings: Any) -> AlertService:
     feed = AlertFeed(settings.bootstrap_servers, settings.topic_alerts, settings.partitions,
                      settings.fetch_max_wait_ms, int(settings.alert_keep_resolved_h * 3_600_000),
                      settings.verify_end_offsets, aiokafka_kwargs(settings))
-    service = AlertService(app, settings.alert_rules, topic, feed, settings.partitions,
-                           settings.alert_rules_reload_s, settings.alert_sweep_s)
+    service = AlertService(app, settings.alert_rules, topic, feed, settings.alert_rules_reload_s,
+                           settings.alert_sweep_s)
     app.alerts, app.alert_feed = service, feed
     app.ingest.alerts = service
 

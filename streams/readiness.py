@@ -68,8 +68,7 @@ class Readiness:
         # The next record to process, never the fetch position: records fetched but not yet handled
         # (or skipped by a bad fetch start) are still to be read, and a 404 meanwhile would be false.
         done = await consumer.expected_start(tp)
-        end = self._ends.get(tp, 0)
-        return max(0, end - done)
+        return max(0, self._ends.get(tp, 0) - done)
 
     def reasons(self) -> list[str]:
         """Every reason this worker is not ready (empty: ready)."""

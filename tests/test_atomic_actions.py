@@ -47,7 +47,7 @@ def service(topic: Topic) -> tuple[AlertService, TwinIngest, str]:
     (alert,) = observe_risk(twin.alerts, RULES, VIN, risk(0.4, 0))
     ingest.dirty[VIN] = twin
     app = SimpleNamespace(ingest=ingest, fleet_settings=SimpleNamespace(topic_telemetry="t"))
-    svc = AlertService(app, None, topic, feed=None, partitions=4, reload_s=5, sweep_s=30)
+    svc = AlertService(app, None, topic, feed=None, reload_s=5, sweep_s=30)
     svc.rules = RULES
     svc.reconciled = {0, 1, 2, 3}
     return svc, ingest, alert.alert_id
@@ -104,7 +104,7 @@ def test_resolved_alerts_of_a_twin_never_flushed_are_not_raised_again_by_its_rep
     feed = SimpleNamespace(latest={resolved[0].alert_id: resolved[0]}, topic="fleet.alerts",
                            wait_caught_up=lambda parts: asyncio.sleep(0))
     app = SimpleNamespace(ingest=ingest, fleet_settings=SimpleNamespace(topic_telemetry="t"))
-    svc = AlertService(app, None, topic, feed=feed, partitions=4, reload_s=5, sweep_s=30)
+    svc = AlertService(app, None, topic, feed=feed, reload_s=5, sweep_s=30)
     svc.rules = RULES
     asyncio.run(svc.reconcile({svc.partition_of(VIN)}))
     assert ingest.get_twin(VIN) is None and VIN in svc.orphan_books     # no phantom twin, the book is kept
