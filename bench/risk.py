@@ -7,13 +7,12 @@ Measures, with OpenMP limited to one thread:
   with the ``RiskState`` each twin stores built from them (``models.risk.scoring.risk_states``),
 * building feature rows from twins with ``models.risk.features.feature_matrix`` (twins/s), with the
   twins' 30-day ring summaries known (re-scoring within a day) and without (first scoring of a day),
-* **end to end**, a batch of ``--batch`` twins (default 20,000 = the stream's ``risk_batch_max``)
-  scored as the stream scores them, twins scored per second on one core (target ≥ 100k):
+* **end to end**, a batch of ``--batch`` twins (default 4,000 = the stream's ``risk_batch_max``)
+  scored as the stream scores them, twins scored per second on one core:
 
-  - *stored twins* (the stream keeps a flushed twin as its record): the records read by the
-    compiled reader, feature rows, probabilities and top features, and every record written again
-    with its new ``RiskState`` (``models.risk.record_scoring.score_records``) — records in, records
-    out, nothing decoded;
+  - *stored twins* (the stream keeps a flushed twin as its record): every record decoded
+    (``decode_twin``), scored as a twin, and encoded again with its new ``RiskState`` (as the next
+    flush writes it) — records in, records out;
   - *twin objects* (twins with changes not flushed yet): ``models.risk.scoring.score_twins`` —
     feature rows, probabilities, top features and the ``RiskState`` of every twin;
 
@@ -50,13 +49,11 @@ from models.risk.artifact import load_model_set
 from models.risk.dataset import dataset_paths, read_fleet, read_maintenance, read_weather
 from models.risk.exposure import ExposureCache
 from models.risk import features as features_mod
-from models.risk.features import RECORD_PROGRAM, feature_matrix
+from models.risk.features import feature_matrix
 from models.risk.labels import EventIndex
-from models.risk.record_scoring import RiskEncoder, score_records
 from models.risk.replay import replay
 from models.risk.scoring import risk_states, score_twins, warm_up
 from models.risk.synthetic import stream_twins, write_synthetic_history
-from models.risk.twin_records import RecordBuffer, TwinRecords
 from streams.twin_flush import keep_large_buffers_out_of_heap, tune_gc
 from twins.brief import decode_brief
 from twins.twin import copy_twin, decode_twin, encode_twin
@@ -93,7 +90,7 @@ def _twins(data: Path, limit: int) -> tuple[list[Any], Any, list[int | None]]:
     return ts, read_weather(p["weather"]).lookup, [fleet[t.vin].in_service_ms for t in ts]
 
 
-def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int = 20_000) -> dict[str, Any]:
+def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int = 4_000) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-risk-"))
     data = tmp / "data"
     write_synthetic_history(data, vehicles=200, days=60, seed=11)
@@ -147,20 +144,19 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
             return score_twins(rs, twins, weather, now_ms=now, in_service_ms=services, component_ages_days=ages)
 
         records = [encode_twin(t) for t in twins]        # as the stream stores them
-        vins = [t.vin for t in twins]
-        buffer, encoder = RecordBuffer(), RiskEncoder(rs)
         warm_up(rs)
 
         stored: list[Any] = [None]
 
         def from_records() -> Any:
-            # the new records replace the last batch's, as in the worker's table (the old ones are freed after)
-            stored[0] = score_records(rs, TwinRecords(vins, records, RECORD_PROGRAM, buffer), weather, now_ms=now,
-                                      in_service_ms=services, encoder=encoder)
+            # as the stream's scorer: decoded, scored as twins, and encoded by the next flush; the new records
+            # replace the last batch's, as in the worker's table (the old ones are freed after)
+            decoded = [decode_twin(r) for r in records]
+            for twin, state in zip(decoded, score_twins(rs, decoded, weather, now_ms=now, in_service_ms=services,
+                                                        component_ages_days=ages)):
+                twin.risk = state
+            stored[0] = [encode_twin(t) for t in decoded]
             return stored[0]
-
-        if from_records().decoded.any():
-            raise AssertionError(f"{int(stored[0].decoded.sum())} bench records did not fit the record reader")
 
         def states(X: Any) -> Any:
             return risk_states(rs, *rs.explain(X, k=3), now)
@@ -195,9 +191,9 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
         "replay_us_per_reading_cpu": snap.stats["us_per_reading_cpu"],
         "replay_readings": snap.stats["readings"], "replay_rows": snap.stats["rows"],
         "note": "end_to_end_twins_per_s = stored twins scored per second end to end, one core: their records "
-                "read (models.risk.twin_records), feature rows, probabilities, top features, and each record "
-                "written again with its new RiskState (models.risk.record_scoring.score_records: records in, "
-                "records out, as the stream scores flushed twins) on a batch of batch_twins twins (distinct "
+                "decoded (decode_twin), feature rows, probabilities, top features, and each twin encoded again "
+                "with its new RiskState (records in, records out, as the stream's scorer and the next flush do "
+                "for flushed twins) on a batch of batch_twins twins (distinct "
                 "residency lists), best of 9 called in turns with the object path (best of 5 for the other figures), weather days already looked up, each twin's 30-day ring summary "
                 "already known (a twin is re-scored every FLEET_RISK_SCORE_INTERVAL_S but its ring changes once "
                 "a day); *_objects_* = the same from twin objects (models.risk.scoring.score_twins: the stream's "
@@ -214,7 +210,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.risk", description=__doc__.split("\n\n")[0])
     ap.add_argument("--artifact", default=None)
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--batch", type=int, default=20_000, help="twins per scoring batch (the stream's risk_batch_max)")
+    ap.add_argument("--batch", type=int, default=4_000, help="twins per scoring batch (the stream's risk_batch_max)")
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args()
     res = run(a.artifact, a.rows, batch=a.batch)

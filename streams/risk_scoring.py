@@ -5,9 +5,8 @@ last scored (at most once per ``FLEET_RISK_SCORE_INTERVAL_S`` per vehicle; a rep
 record makes a vehicle due at once), builds their feature rows with the same
 ``models.risk.features`` code training used, scores them in one vectorised call per
 component, and stores probability, horizon, model version and the top contributing
-features in each twin (written with the next flush). A twin already flushed is scored from
-its stored record and the record rewritten, without decoding it
-(``models.risk.record_scoring``); a twin with unflushed changes as an object. The weather days of the exposure
+features in each twin (written with the next flush). A twin already flushed is decoded from
+its stored record and scored as a twin: one scoring path. The weather days of the exposure
 features are looked up once and kept while their stored record is unchanged
 (``models.risk.exposure.ExposureCache``). The model directory is checked every
 ``FLEET_RISK_RELOAD_S``: a new version is picked up without a restart; a broken one is
@@ -24,18 +23,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from models.risk.artifact import ArtifactIntegrityError, load_model_set
 from models.risk.exposure import ExposureCache
-from models.risk.features import RECORD_PROGRAM
-from models.risk.record_scoring import RiskEncoder, score_records, warm_up
-from models.risk.scoring import component_ages, score_twins
-from models.risk.twin_records import RecordBuffer, TwinRecords
+from models.risk.scoring import component_ages, score_twins, warm_up
 from streams import metrics
 from streams.worker_metrics import RISK_SCORES
 from twins.alerts.engine import rescale_array
-from twins.twin import decode_twin
+from twins.brief import decode_brief
+from twins.layout import TwinLayoutError
+from twins.twin import Twin, decode_twin
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,6 @@ class RiskScorer:
         self.loaded_from: tuple[Path, float] | None = None
         self.last_error: str | None = None
         self._exposure: ExposureCache | None = None
-        self._buffer = RecordBuffer()
-        self._encoder: RiskEncoder | None = None
         #: VIN -> when it is next due (epoch ms), for the twins this worker scored (others: read from the record)
         self._next_due: dict[str, int] = {}
 
@@ -127,7 +124,6 @@ class RiskScorer:
             self.loaded_from = stamp
             return False
         self.models, self.loaded_from, self.last_error = models, stamp, None
-        self._encoder = RiskEncoder(models)
         self._next_due.clear()
         self.app.ingest.changed.update(self.app.ingest.local_vins())  # rescore everyone with the new version
         metrics.RISK_MODEL_INFO.info({"version": models.version, "artifact": path.name})  # no file-system paths
@@ -137,10 +133,8 @@ class RiskScorer:
     async def score_due(self, now_ms: int) -> int:
         """Score the due twins (one batch); returns how many were scored.
 
-        A twin not flushed yet is scored as an object; a stored one as its record
-        (``models.risk.record_scoring``: read and rewritten without decoding). Of the records, only
-        those whose new probability reaches a risk rule's ``theta_high``, or whose twin has active
-        alerts, are decoded for the alert rules.
+        Unflushed twins are scored as they are; stored ones are decoded first (``decode_twin``, ~36 µs
+        a twin) and queued again as twins, which the next flush writes back. One scoring path for both.
         """
         ingest = self.app.ingest
         models = self.models
@@ -154,9 +148,8 @@ class RiskScorer:
         alerts = ingest.alerts
         async with ingest._lock:
             started = time.perf_counter()
-            twins, records = self._due(now_ms)
-            vins = records.vins if records is not None else []
-            if not twins and not vins:
+            twins = self._due(now_ms)
+            if not twins:
                 return 0
             services = self.in_service_ms
             states = score_twins(models, twins, self.exposure, now_ms=now_ms,
@@ -164,61 +157,49 @@ class RiskScorer:
                                  component_ages_days=[component_ages(t.maintenance, now_ms, services.get(t.vin))
                                                       for t in twins])
             raised: list[Any] = []
+            due_again = now_ms + self.interval_ms
             for twin, state in zip(twins, states):
                 twin.risk = state
                 ingest.mark_dirty(twin)
-                if alerts is not None:
-                    raised += alerts.on_risk(twin)
-            proba = [np.array([st.probability for st in states]).reshape(len(states), len(models.components))]
-            if vins:
-                scored = score_records(models, records, self.exposure, now_ms=now_ms,
-                                       in_service_ms=[services.get(v) for v in vins], encoder=self._encoder)
-                proba.append(scored.probability)
-                check = scored.alerts_active | self._may_raise(scored.probability)
-                for vin, record, decode in zip(vins, scored.records, check.tolist()):
-                    if decode and alerts is not None:
-                        twin = decode_twin(record)
-                        raised += alerts.on_risk(twin)
-                        ingest.put_record(vin, twin)
-                    else:
-                        ingest.put_record(vin, record)
-            due_again = now_ms + self.interval_ms
-            for vin in [t.vin for t in twins] + vins:
+                vin = twin.vin
                 ingest.changed.discard(vin)
                 ingest.urgent.discard(vin)
                 self._next_due[vin] = due_again
+                if alerts is not None:
+                    raised += alerts.on_risk(twin)
             if raised:
                 await alerts.publish(raised)
             elapsed = time.perf_counter() - started
-        n = len(twins) + len(vins)
+        n = len(twins)
         metrics.RISK_SCORED.inc(n)
         metrics.RISK_BATCH_SECONDS.observe(elapsed)
-        everything = np.concatenate(proba)
+        everything = np.array([st.probability for st in states]).reshape(n, len(models.components))
         RISK_SCORES.observe(models.components, everything)
         top = everything.max(axis=0)
         for k, c in enumerate(models.components):
             metrics.RISK_MAX.labels(c).set(float(top[k]))
         return n
 
-    def _due(self, now_ms: int) -> tuple[list[Any], TwinRecords | None]:
-        """The changed twins due for scoring, at most ``batch_max``: unflushed twins, and stored ones as their
-        records (read once, here; scored from what was read).
+    def _due(self, now_ms: int) -> list[Twin]:
+        """The changed twins due for scoring, at most ``batch_max``; stored ones decoded.
 
         A twin is due when it has no risk state of the model in force, or its state is an interval
         old, or it is urgent (a repair record). For a stored twin this worker scored since the model
-        was loaded, that time is kept (``_next_due``); other records are read for their state's
-        version and time. At most ``batch_max`` twins are looked at per call, so a batch's records
-        take bounded memory even when the whole fleet changed (a new model)."""
+        was loaded, that time is kept (``_next_due``); other records are read as briefs
+        (``twins.brief``, a few µs) for their state's version and time, and decoded only when due.
+        At most ``batch_max`` twins are taken and ten times as many briefs read per call, so one batch
+        holds the event loop for a bounded time even when the whole fleet changed (a new model). A
+        record that cannot be decoded (a newer layout) is logged and left unscored rather than failing
+        every batch."""
         ingest = self.app.ingest
         alerts = ingest.alerts
         version = self.models.version
-        twins: list[Any] = []
-        vins: list[str] = []
-        raws: list[bytes] = []
-        known: list[bool] = []                            # due by _next_due or urgency (else: read the record)
+        interval = self.interval_ms
+        twins: list[Twin] = []
         next_due, urgent = self._next_due, ingest.urgent
+        briefs = 0
         for vin in list(ingest.changed):
-            if len(twins) + len(vins) >= self.batch_max:
+            if len(twins) >= self.batch_max or briefs >= 10 * self.batch_max:
                 break
             state = ingest.stored(vin)
             if state is None:
@@ -228,23 +209,24 @@ class RiskScorer:
                 continue  # its partition is not reconciled with the alerts topic yet: score it later
             if type(state) is not bytes:
                 r = state.risk
-                if r is None or r.version != version or now_ms - r.scored_ms >= self.interval_ms or vin in urgent:
+                if r is None or r.version != version or now_ms - r.scored_ms >= interval or vin in urgent:
                     twins.append(state)
                 continue
             due = next_due.get(vin)
-            if vin in urgent or due is None or due <= now_ms:
-                vins.append(vin)
-                raws.append(state)
-                known.append(due is not None or vin in urgent)
-        if not vins:
-            return twins, None
-        records = TwinRecords(vins, raws, RECORD_PROGRAM, self._buffer)
-        scored_ms = records.column("risk.scored_ms")
-        current = records.ok & (records.column("risk?") == 1.0) & records.string_equals("risk.version", version)
-        due = np.array(known) | ~current | (now_ms - scored_ms >= self.interval_ms)
-        for vin, when in zip([vins[r] for r in np.flatnonzero(~due).tolist()], scored_ms[~due].tolist()):
-            next_due[vin] = int(when) + self.interval_ms
-        return twins, records.take(np.flatnonzero(due))
+            try:
+                if vin not in urgent and due is None:     # not scored here yet: when was it scored?
+                    briefs += 1
+                    r = decode_brief(state).risk
+                    if r is not None and r.version == version and now_ms - r.scored_ms < interval:
+                        next_due[vin] = r.scored_ms + interval
+                        continue
+                elif vin not in urgent and due > now_ms:
+                    continue
+                twins.append(decode_twin(state))
+            except (TwinLayoutError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("twin %s not scored: its stored record cannot be read: %s", vin, exc)
+                ingest.changed.discard(vin)
+        return twins
 
     def _may_raise(self, probability: Any) -> Any:
         """Rows of ``probability`` reaching some risk rule's ``theta_high`` (at the rule's horizon)."""

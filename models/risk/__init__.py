@@ -12,7 +12,8 @@ CLIs: ``python -m models.risk.train``, ``python -m models.risk.evaluate``; see R
 """
 
 from models.risk.artifact import ArtifactError, RiskModelSet, load_model_set
-from models.risk.features import COMPONENTS, FEATURE_NAMES, feature_matrix, twin_features
+from models.risk.features import feature_matrix, twin_features
+from models.risk.feature_names import COMPONENTS, FEATURE_NAMES
 from models.risk.model import ComponentRiskModel
 
 __all__ = ["ArtifactError", "COMPONENTS", "ComponentRiskModel", "FEATURE_NAMES", "RiskModelSet", "feature_matrix",

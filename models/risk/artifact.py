@@ -34,7 +34,8 @@ import sklearn
 from numpy.typing import ArrayLike, NDArray
 
 from models.risk.attribution import TreeWalker
-from models.risk.features import COMPONENTS, FEATURE_NAMES, paused_gc
+from models.risk.features import paused_gc
+from models.risk.feature_names import COMPONENTS, FEATURE_NAMES
 from models.risk.model import ComponentRiskModel
 
 FORMAT_VERSION = 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from models.risk.features import COMPONENTS
+from models.risk.feature_names import COMPONENTS
 from twins import geohash
 from twins.errors import InvalidReading
 from twins.weather import DayWeather, apply_hourly, day_key, decode_weather, hourly_from_day, new_day

@@ -30,7 +30,6 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from models.risk.msgpack_arrays import FIXSTR, fixed_items, hours
 from twins.residency import HISTORY_HOURS, HourlyLookup, Residency
 from twins.weather import MISSING
 
@@ -137,20 +136,6 @@ def _sums(cell: Any, firsts: Any, lo: Any, end: Any, offsets: Any, dmin: int, pa
     return out
 
 
-def _codes(cells: list[str]) -> NDArray[np.uint64] | None:
-    """Each cell's UTF-8 bytes as a uint64 (zero-padded), if all are of one length from 1 to 8 bytes, else None
-    (msgpack writes each as a fixstr marker and its bytes)."""
-    width = len(cells[0]) if cells else 0
-    if not 0 < width <= 8:
-        return None
-    text = fixed_items(cells, FIXSTR | width, ("u1", (width,)))
-    if text is None:
-        return None
-    padded = np.zeros((len(cells), 8), np.uint8)
-    padded[:, :width] = text
-    return padded.view(np.uint64).ravel()
-
-
 def _list_offsets(lengths: Sequence[int], n_cells: int, n_starts: int, n_ends: int) -> NDArray[np.int64] | None:
     """Where each list starts among the intervals (and where the last ends); None if there are no intervals.
     Raises if cells, starts and ends are not as many as the lengths add up to."""
@@ -180,9 +165,6 @@ class ExposureCache:
         self.max_days = max_days
         self._cell_ids: dict[str, int] = {}
         self._cells: list[str] = []
-        self._code_ids: dict[int, int] = {}                   # _codes of known cells -> their ids
-        self._known_codes = np.zeros(0, np.uint64)            # the same, as sorted arrays
-        self._known_code_ids = np.zeros(0, np.int64)
         self._rows: dict[tuple[int, int], int] = {}        # (cell id, day) -> row of _prefix / _hourly
         self._versions: list[Hashable] = []
         self._prefix = np.zeros((0, 25, 4))
@@ -219,39 +201,14 @@ class ExposureCache:
         offsets = _list_offsets(lengths, len(cells), len(starts), len(ends))
         if offsets is None:
             return np.zeros((len(lengths), 4))
-        codes = _codes(cells)
-        cell = self._ids_by_name(cells) if codes is None else self._ids_of_codes(codes, lambda: cells)
-        return self._sum_lists(cell, hours(starts), hours(ends), offsets)
-
-    def sums_coded(self, codes: NDArray[np.uint64], starts: NDArray[np.int64], ends: NDArray[np.int64],
-                   lengths: NDArray[np.int64]) -> NDArray[np.float64]:
-        """:meth:`sums` of cells given as uint64 codes: each cell's UTF-8 bytes (1 to 8, no NUL), zero-padded,
-        read little-endian (the ``"codes"`` lists of ``models.risk.twin_records.TwinRecords``)."""
-        offsets = _list_offsets(lengths, len(codes), len(starts), len(ends))
-        if offsets is None:
-            return np.zeros((len(lengths), 4))
-        names = lambda: [c.to_bytes(8, "little").rstrip(b"\0").decode() for c in codes.tolist()]  # noqa: E731
-        return self._sum_lists(self._ids_of_codes(codes, names), starts, ends, offsets)
+        return self._sum_lists(self._ids_by_name(cells), np.array(starts, dtype=np.int64),
+                               np.array(ends, dtype=np.int64), offsets)
 
     def _sum_lists(self, cell: NDArray[np.int64], start: NDArray[np.int64], end: NDArray[np.int64],
                    offsets: NDArray[np.int64]) -> NDArray[np.float64]:
         firsts, lo, dmin, need = _windows(cell, start, end, offsets, len(self._cells))
         pair = self._pairs(need, int(dmin))
         return _sums(cell, firsts, lo, end, offsets, dmin, pair, self._prefix, self._hourly)
-
-    def _ids_of_codes(self, codes: NDArray[np.uint64], names: Callable[[], list[str]]) -> NDArray[np.int64]:
-        """The ids of cells given as codes (``_codes``; new cells get the next ones, ``names()`` tells their
-        names): a sorted-array search, ~4x faster than a dict lookup of each name."""
-        known, known_ids = self._known_codes, self._known_code_ids
-        pos = np.minimum(np.searchsorted(known, codes), len(known) - 1) if len(known) else None
-        if pos is not None and (known[pos] == codes).all():
-            return known_ids[pos]
-        ids = self._ids_by_name(names())                  # a cell first seen: learn its code
-        uniq, first = np.unique(codes, return_index=True)
-        self._code_ids.update(zip(uniq.tolist(), ids[first].tolist()))
-        self._known_codes = np.array(sorted(self._code_ids), dtype=np.uint64)
-        self._known_code_ids = np.array([self._code_ids[c] for c in self._known_codes.tolist()], dtype=np.int64)
-        return ids
 
     def _ids_by_name(self, cells: list[str]) -> NDArray[np.int64]:
         ids = self._cell_ids

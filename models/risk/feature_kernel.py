@@ -91,7 +91,7 @@ _H_INV7, _H_INV30, _H_CELL7, _H_CELL30 = (_h("daily_inv_temp_max_7d"), _h("daily
                                           _h("daily_cell_temp_max_7d"), _h("daily_cell_temp_max_30d"))
 _NAN = math.nan
 _INF = math.inf
-#: Columns of a 30-day ring summary (``models.risk.features._ring_summary``): the sums of the day totals over
+#: Columns of a 30-day ring summary (``models.risk.ring_summary.ring_summary``): the sums of the day totals over
 #: the stored days of the 7- and 30-day windows, the maxima (-inf = none) of the inverter and cell temperature
 #: per window, and the SoH regression sums (x = day - current day).
 S_SUM7, S_SUM30 = 0, N_TOTALS

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.risk.dataset import MaintenanceEvent
-from models.risk.features import COMPONENTS
+from models.risk.feature_names import COMPONENTS
 
 DAY_MS = 86_400_000
 SERVICE_EVENTS = frozenset({"repair", "replacement"})

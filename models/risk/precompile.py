@@ -1,6 +1,6 @@
 """Fill numba's cache for the risk scoring loops: ``python -m models.risk.precompile [ARTIFACT]``.
 
-The compiled loops (record reader, feature pass, exposure, tree walk, record rewrite) are
+The compiled loops (feature pass, exposure, tree walk) are
 compiled on first use and cached next to their modules (``__pycache__``); on a machine with an
 empty cache that first use takes ~25 s. ``make`` runs this once after installing, so workers and
 tests start with the cache filled. Without ``ARTIFACT`` the newest committed model
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from models.risk.artifact import load_model_set
-from models.risk.record_scoring import warm_up
+from models.risk.scoring import warm_up
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "risk"
 

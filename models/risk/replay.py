@@ -42,7 +42,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.risk.dataset import FlatLookup, Vehicle, WeatherStore, iter_lines, telemetry_parts
-from models.risk.features import N_FEATURES, ExposureCache, FeatureRows
+from models.risk.features import ExposureCache, FeatureRows
+from models.risk.feature_names import N_FEATURES
 from models.risk.labels import EventIndex
 from twins.errors import InvalidReading
 from twins.join import cell_of

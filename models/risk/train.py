@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from models.risk.alerts import CostModel, bayes_threshold, choose_alerts, choose_threshold, score_alerts
 from models.risk.artifact import save_model_set
 from models.risk.dataset import MaintenanceEvent, Vehicle, WeatherStore, read_fleet, read_maintenance, read_weather
-from models.risk.features import BASELINE_FEATURES, COMPONENTS, FEATURE_NAMES, FEATURE_SETS
+from models.risk.feature_names import BASELINE_FEATURES, COMPONENTS, FEATURE_NAMES, FEATURE_SETS
 from models.risk.labels import EventIndex, Labels, make_labels
 from models.risk.metrics import probability_metrics
 from models.risk.model import ComponentRiskModel

@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from models.risk.artifact import save_model_set
-from models.risk.features import FEATURE_NAMES
+from models.risk.feature_names import FEATURE_NAMES
 from models.risk.model import ComponentRiskModel
 from streams.auth import mint
 from tests.conftest import ADMIN_TOKEN, TEST_SECRET, Stack, http_get, wait_until

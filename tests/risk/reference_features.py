@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.risk.features import _DTC, _LV, _ODO, _SOH, COMPONENTS, DAY_MS, DTC_CODES, EXPOSURE_FEATURE_NAMES, N_FEATURES
+from models.risk.features import _DTC, _LV, _ODO, _SOH, DAY_MS, EXPOSURE_FEATURE_NAMES
+
+from models.risk.feature_names import COMPONENTS, DTC_CODES, N_FEATURES
 from twins.history import FEATURE_NAMES as HISTORY_FEATURE_NAMES
 from twins.history import features as history_features
 from twins.residency import HourlyLookup, exposure

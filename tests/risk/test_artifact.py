@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.risk.artifact import ArtifactError, describe_mismatch, load_model_set, write_manifest
-from models.risk.features import FEATURE_NAMES
+from models.risk.feature_names import FEATURE_NAMES
 
 
 def _copy(trained, tmp_path):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from models.risk.dataset import dataset_paths, iter_lines, read_fleet, read_maintenance, read_weather, telemetry_parts
-from models.risk.features import (COMPONENTS, EXTRA_FEATURES, FEATURE_INDEX, FEATURE_NAMES, feature_docs,
-                                  feature_matrix, twin_features)
+from models.risk.features import feature_matrix, twin_features
+from models.risk.feature_names import COMPONENTS, EXTRA_FEATURES, FEATURE_INDEX, FEATURE_NAMES, feature_docs
 from models.risk.labels import EventIndex
 from models.risk.replay import replay
 from twins.history import FEATURE_NAMES as HISTORY_NAMES

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from models.risk.artifact import load_metadata, load_model_set, load_split
 from models.risk.dataset import dataset_paths
-from models.risk.features import COMPONENTS, FEATURE_NAMES
+from models.risk.feature_names import COMPONENTS, FEATURE_NAMES
 from models.risk.split import Split
 from models.risk.train import build_snapshots, load_inputs
 

@@ -1,23 +1,24 @@
-"""The stream's RiskScorer on a worker's state (fake table, no broker): stored twins are scored as records and
-written back as records; unflushed twins as objects; due-ness read from records; alert candidates picked."""
+"""The stream's RiskScorer on a worker's state (fake table, no broker): stored twins are decoded, scored and
+queued for the flush like unflushed ones, with equal results; due-ness read from the records' briefs; unreadable
+records skipped, not fatal; alert candidates picked."""
 
 from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
 
+import msgspec
 import numpy as np
 import pytest
 from faust.types import TP
 
 from models.risk.artifact import load_model_set
-from models.risk.record_scoring import RiskEncoder
 from models.risk.synthetic import stream_twins
 from streams.ingest import TwinIngest
 from streams.risk_scoring import RiskScorer
 from tests.test_ingest_flush import FakeConsumer, FakeProducer, FakeTable
 from twins.alerts.rules import parse_rules
-from twins.twin import copy_twin, decode_twin, encode_twin
+from twins.twin import LAYOUT_VERSION, copy_twin, decode_twin, encode_twin
 
 INTERVAL_S = 300.0
 
@@ -39,7 +40,6 @@ def _scorer(trained, twins, flushed: int):
     app = SimpleNamespace(ingest=ingest, hourly_weather=_lookup, weather_day_version=lambda cell, day: None)
     scorer = RiskScorer(app, None, INTERVAL_S, 1.0, 60.0, 10_000, {})
     scorer.models = load_model_set(trained.artifact)
-    scorer._encoder = RiskEncoder(scorer.models)
     return scorer, ingest
 
 
@@ -48,14 +48,15 @@ def twins(synthetic):
     return list(stream_twins(synthetic[0])[0].values())
 
 
-def test_stored_twins_are_rewritten_as_records_and_unflushed_ones_scored_as_objects(trained, twins):
+def _record(state):
+    return state if type(state) is bytes else encode_twin(state)
+
+
+def test_stored_and_unflushed_twins_are_scored_alike_and_queued_for_the_flush(trained, twins):
     scorer, ingest = _scorer(trained, twins, flushed=40)
     now = max(t.last_seen for t in twins) + 1000
     assert asyncio.run(scorer.score_due(now)) == len(twins)
-    stored = [ingest.dirty[t.vin] for t in twins[:40]]
-    assert all(type(s) is bytes for s in stored)                     # written back without decoding
-    objects = [ingest.dirty[t.vin] for t in twins[40:]]
-    states = [decode_twin(s).risk for s in stored] + [o.risk for o in objects]
+    states = [ingest.dirty[t.vin].risk for t in twins]                # every twin queued, scored
     assert {s.scored_ms for s in states} == {now} and {s.version for s in states} == {scorer.models.version}
     # the same twins, all scored as objects, get the same probabilities (the two paths agree)
     reference, _ = _scorer(trained, twins, flushed=0)
@@ -67,8 +68,7 @@ def test_stored_twins_are_rewritten_as_records_and_unflushed_ones_scored_as_obje
     ingest.changed.update(t.vin for t in twins)
     assert asyncio.run(scorer.score_due(now + 1000)) == 0
     # ... also for a fresh scorer, which reads the state's time from the records
-    flushed = {t.vin.encode(): (s if type(s) is bytes else encode_twin(s)) for t, s in
-               zip(twins, [ingest.dirty[t.vin] for t in twins])}
+    flushed = {t.vin.encode(): _record(ingest.dirty[t.vin]) for t in twins}
     for t in twins[:5]:                                    # these five were scored an interval earlier
         stale = decode_twin(flushed[t.vin.encode()])
         stale.risk.scored_ms = now - int(INTERVAL_S * 1000)
@@ -77,7 +77,7 @@ def test_stored_twins_are_rewritten_as_records_and_unflushed_ones_scored_as_obje
     fresh_ingest.dirty.clear()
     fresh_ingest.table.data.update(flushed)
     assert asyncio.run(fresh.score_due(now + 1000)) == 5                  # only those, read once from the records
-    assert {decode_twin(fresh_ingest.dirty[t.vin]).risk.scored_ms for t in twins[:5]} == {now + 1000}
+    assert {fresh_ingest.dirty[t.vin].risk.scored_ms for t in twins[:5]} == {now + 1000}
     assert not set(fresh_ingest.dirty) - {t.vin for t in twins[:5]}
     assert fresh._next_due[twins[6].vin] == now + int(INTERVAL_S * 1000)
     # an urgent vehicle (a repair record) is due at once; the rest once the interval has passed
@@ -86,6 +86,18 @@ def test_stored_twins_are_rewritten_as_records_and_unflushed_ones_scored_as_obje
     assert asyncio.run(fresh.score_due(now + 2000)) == 1
     fresh_ingest.changed.update(t.vin for t in twins)
     assert asyncio.run(fresh.score_due(now + int(INTERVAL_S * 1000))) == len(twins) - 5
+
+
+def test_a_record_that_cannot_be_read_is_skipped_and_the_others_scored(trained, twins, caplog):
+    scorer, ingest = _scorer(trained, twins[:3], flushed=3)
+    bad = twins[1].vin
+    newer = msgspec.msgpack.encode([LAYOUT_VERSION + 1, *msgspec.structs.astuple(twins[1])[1:]])
+    ingest.table.data[bad.encode()] = newer
+    now = max(t.last_seen for t in twins[:3]) + 1000
+    assert asyncio.run(scorer.score_due(now)) == 2
+    assert set(ingest.dirty) == {twins[0].vin, twins[2].vin} and not ingest.changed
+    assert ingest.table.data[bad.encode()] == newer                    # left as it was, never rewritten
+    assert f"twin {bad} not scored: its stored record cannot be read" in caplog.text
 
 
 def test_alert_candidates_reach_theta_high_at_the_rules_horizon(trained, twins):
