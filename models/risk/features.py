@@ -35,6 +35,7 @@ import math
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -61,28 +62,39 @@ _LV = SLOT["Vehicle.LowVoltageBattery.CurrentVoltage"]
 _DTC = SLOT["Vehicle.Diagnostics.DTCList"]
 _NAN = math.nan
 _N_DTC = len(DTC_TRACKED)
-#: The numbers ``FeatureRows.add`` copies out of every twin, in the order it packs them (``_ROW``): float64 ...
-_ROW_FLOATS: tuple[str, ...] = (
-    "observed_s", "inv_peak_c", "inv_above80_s", "inv_above100_s", "inv_damage", "rf_cand", "day_inv_max",
-    "day_pack_max", "odo", "soh_now", "lv_now", "ah_as", "soc_swing_pct", "dc_kws", "soc_hi_s", "soc_lo_s",
-    "arr_eq_s", "arr_obs_s", "cell_peak_c", "soh", "motor_peak_c", "above120_s", "above150_s", "load_s",
-    "wake_min_v", "wake_last_v", "lv_min_v", "below_s", "distance_km", "driving_s",
-    *(f"base_{k}" for k in range(N_TOTALS)))
-#: ... then int64 (``stack_len`` = length of the rainflow stack), the inverter cycle bins and yesterday's row
-#: of the 30-day ring.
-_ROW_INTS: tuple[str, ...] = (
-    "day", "first_day", "n_updates", "direction", "first_seen", "last_seen", "n_applied", "dc_sessions", "wakes",
-    "cold_wakes", "lv_events", "harsh_accel", "harsh_brake", "stack_len", *(f"bin_{k}" for k in range(N_BINS)),
-    *(f"yesterday_{k}" for k in range(N_COLS)))
-_NF = len(_ROW_FLOATS)
+#: The numbers ``FeatureRows.add`` copies out of every twin, by the name the feature pass reads them by
+#: (``models.risk.feature_kernel.INPUTS``): where each is in a ``Twin`` (an attribute path) ...
+_ROW_NUMBERS: dict[str, str] = {
+    "observed_s": "history.observed_s", "n_updates": "history.n_updates", "first_seen": "first_seen",
+    "last_seen": "last_seen", "n_applied": "n_applied",
+    "inv_peak_c": "history.inverter.peak_c", "inv_above80_s": "history.inverter.above80_s",
+    "inv_above100_s": "history.inverter.above100_s", "inv_damage": "history.inverter.damage",
+    "rf_cand": "history.inverter.rf.cand", "direction": "history.inverter.rf.direction",
+    "day": "history.daily.day", "first_day": "history.daily.first_day", "day_inv_max": "history.daily.inv_max",
+    "day_pack_max": "history.daily.pack_max",
+    **{name: f"history.battery.{name}" for name in ("ah_as", "soc_swing_pct", "dc_kws", "soc_hi_s", "soc_lo_s",
+                                                    "arr_eq_s", "arr_obs_s", "cell_peak_c", "soh", "dc_sessions")},
+    "motor_peak_c": "history.motor.peak_c", "above120_s": "history.motor.above120_s",
+    "above150_s": "history.motor.above150_s", "load_s": "history.motor.load_s",
+    "wake_min_v": "history.lv.wake_min_v", "wake_last_v": "history.lv.wake_last_v", "lv_min_v": "history.lv.min_v",
+    "below_s": "history.lv.below_s", "wakes": "history.lv.wakes", "cold_wakes": "history.lv.cold_wakes",
+    "lv_events": "history.lv.events",
+    **{name: f"history.usage.{name}" for name in ("distance_km", "driving_s", "harsh_accel", "harsh_brake")},
+}
+#: ... then the last value of three signals (None = NaN), the lists, and the rainflow stack's length.
+_ROW_SIGNALS: dict[str, int] = {"odo": _ODO, "soh_now": _SOH, "lv_now": _LV}
+_ROW_NAMES: tuple[str, ...] = (*_ROW_NUMBERS, *_ROW_SIGNALS, *(f"base_{k}" for k in range(N_TOTALS)),
+                               *(f"bin_{k}" for k in range(N_BINS)), *(f"yesterday_{k}" for k in range(N_COLS)),
+                               "stack_len")
+_numbers_of = attrgetter(*_ROW_NUMBERS.values())
 #: One struct call per twin converts its numbers while they are in the CPU cache: ~15 ns a number, where
-#: collecting them first and converting all at the end (``np.array``) took ~45.
-_ROW = struct.Struct(f"<{_NF}d{len(_ROW_INTS)}q")
+#: collecting them first and converting all at the end (``np.array``) took ~45. All float64: the ints
+#: (counts, days, epoch ms) are far below 2**53.
+_ROW = struct.Struct(f"<{len(_ROW_NAMES)}d")
 _NO_ROW = bytes(_ROW.size)
-_F_BASE = _ROW_FLOATS.index("base_0")
 #: The rows (of the unpacked ``_ROW``) that fingerprint a twin's 30-day ring (see ``models.risk.ring_summary.RingSummaries``): day,
 #: first day, the totals at the day's first reading, yesterday's ring row and the twin's first reading time.
-_ROW_INDEX = {name: i for i, name in enumerate(_ROW_FLOATS + _ROW_INTS)}
+_ROW_INDEX = {name: i for i, name in enumerate(_ROW_NAMES)}
 _FINGERPRINT = np.array([_ROW_INDEX[name] for name in ("day", "first_day", *(f"base_{k}" for k in range(N_TOTALS)),
                                                        *(f"yesterday_{k}" for k in range(N_COLS)), "first_seen")])
 # where the compiled feature pass (models.risk.feature_kernel.fill) finds its inputs and puts its outputs
@@ -137,7 +149,7 @@ class FeatureRows:
         self.reuse = reuse_ring_summaries
         self._n = 0
         self._rows: list[bytes] = []                      # _ROW per row, not yet unpacked into _blocks
-        self._blocks: list[NDArray[np.float64]] = []      # unpacked rows: (rows, len(_ROW_FLOATS + _ROW_INTS))
+        self._blocks: list[NDArray[np.float64]] = []      # unpacked rows: (rows, len(_ROW_NAMES))
         self._odd: list[tuple[int, tuple[Any, ...]]] = []  # rows _ROW could not pack (None, a float for an int)
         self._stack: list[float] = []                     # the rainflow stacks, one after the other
         self._res_cells: list[str] = []                   # the rows' residency lists, one after the other ...
@@ -190,22 +202,16 @@ class FeatureRows:
         ap_cached, get_cached, reuse = cached.append, _RING_SUMMARIES.index.get, self.reuse
         dtc = self._dtc
         n0 = self._n
-        nan = _NAN
+        nan, numbers_of = _NAN, _numbers_of
         for i, tw in enumerate(twins):
             h = tw.history
-            inv = h.inverter
-            rf = inv.rf
             d = h.daily
-            b = h.battery
-            m = h.motor
-            lv = h.lv
-            u = h.usage
             values = tw.values
             odo, soh, lvv = values[_ODO], values[_SOH], values[_LV]
             day = d.day
             ring = d.ring
             j = (day - 1) % N_DAYS * N_COLS                   # yesterday's ring row
-            st = rf.stack
+            st = h.inverter.rf.stack
             ext_stack(st)
             res = tw.residency
             cells = res.cells
@@ -213,14 +219,8 @@ class FeatureRows:
             ext_starts(res.starts)
             ext_ends(res.ends)
             ap_res_len(len(cells))
-            row = (h.observed_s, inv.peak_c, inv.above80_s, inv.above100_s, inv.damage, rf.cand, d.inv_max,
-                   d.pack_max, nan if odo is None else odo, nan if soh is None else soh, nan if lvv is None else lvv,
-                   b.ah_as, b.soc_swing_pct, b.dc_kws, b.soc_hi_s, b.soc_lo_s, b.arr_eq_s, b.arr_obs_s,
-                   b.cell_peak_c, b.soh, m.peak_c, m.above120_s, m.above150_s, m.load_s, lv.wake_min_v,
-                   lv.wake_last_v, lv.min_v, lv.below_s, u.distance_km, u.driving_s, *d.base,
-                   day, d.first_day, h.n_updates, rf.direction, tw.first_seen, tw.last_seen, tw.n_applied,
-                   b.dc_sessions, lv.wakes, lv.cold_wakes, lv.events, u.harsh_accel, u.harsh_brake, len(st),
-                   *inv.bins_half, *ring[j:j + N_COLS])
+            row = (*numbers_of(tw), nan if odo is None else odo, nan if soh is None else soh,
+                   nan if lvv is None else lvv, *d.base, *h.inverter.bins_half, *ring[j:j + N_COLS], len(st))
             try:
                 ap_row(pack(*row))
             except (struct.error, OverflowError):
@@ -268,12 +268,11 @@ class FeatureRows:
             self._add_ring(n0 + k, tw.vin, tw.history.daily.ring)
 
     def _unpacked(self) -> list[NDArray[np.float64]]:
-        """``_blocks``, after unpacking the rows packed since the last call: ``(rows, len(_ROW_FLOATS +
-        _ROW_INTS))`` float64, row-major (the ints converted in place)."""
+        """``_blocks``, after unpacking the rows packed since the last call: ``(rows, len(_ROW_NAMES))``
+        float64, row-major."""
         if self._rows:
             n = len(self._rows)
             block = np.frombuffer(bytearray().join(self._rows), np.float64).reshape(n, -1)
-            block[:, _NF:] = block.view(np.int64)[:, _NF:]
             for i, row in self._odd:                      # as np.array reads them (None = NaN)
                 block[i - (self._n - n)] = np.array(row, dtype=np.float64)
             self._blocks.append(block)
