@@ -30,12 +30,16 @@ def _one_thread():
         yield
 
 
+def synthetic_history(d: Path) -> SyntheticTruth:
+    """The test fleet's history written to ``d`` (also used by ``tests/risk/history_golden.py``)."""
+    return write_synthetic_history(d, vehicles=56, days=90, seed=3, dt_s=7200.0, stressed_rate_per_day=1 / 20)
+
+
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SyntheticTruth]:
     """56 vehicles x 90 days at dt = 7200 s; ~30 % stressed, their inverters/batteries failing every ~20 days."""
     d = tmp_path_factory.mktemp("risk-data")
-    truth = write_synthetic_history(d, vehicles=56, days=90, seed=3, dt_s=7200.0, stressed_rate_per_day=1 / 20)
-    return d, truth
+    return d, synthetic_history(d)
 
 
 @pytest.fixture(scope="session")

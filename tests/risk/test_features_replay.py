@@ -173,6 +173,20 @@ def test_vectorised_rows_equal_the_per_twin_reference(trained):
     assert len({tuple(r) for r in np.nan_to_num(want[:, 75:79])}) > 5
 
 
+def test_history_columns_equal_the_former_code(synthetic):
+    """The history columns, batched and per twin (``twins.history.features``, the reference above), equal the
+    rows the former code computed (numba kernel and per-twin Python, 8bb0fd7; ``tests/risk/history_golden.py``):
+    an independent check, now that both run the same batch code. atol only for a slope of 0 vs 1e-14."""
+    from tests.risk.history_golden import GOLDEN, history_rows
+
+    want = np.load(GOLDEN)
+    twins, got = history_rows(synthetic[0])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, equal_nan=True)
+    per_twin = np.array([list(history_features(t.history).values()) for t in twins])
+    np.testing.assert_allclose(per_twin, want, rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert np.isnan(want).any() and (want[:, HISTORY_NAMES.index("inv_damage_cips08")] > 0).any()
+
+
 def _final_twins(data):
     """The synthetic fleet's twins after the last reading, the weather lookup and the in-service dates."""
     from models.risk.synthetic import stream_twins
