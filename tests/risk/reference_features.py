@@ -1,6 +1,8 @@
 """The per-twin feature builder that ``models.risk.features`` replaced (kept as the reference its
 vectorised builder must equal): the history features from ``twins.history.features`` (a dict per
-twin), the exposure from ``twins.residency.exposure``, and the extra columns one by one."""
+twin; it runs the batch's history math on one row, so the history columns are also held to the
+former code's rows: ``tests/risk/history_golden.py``), the exposure from ``twins.residency.exposure``,
+and the extra columns one by one."""
 
 from __future__ import annotations
 

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
+import numpy as np
+from numpy.typing import NDArray
 
 DAY_MS = 86_400_000
 N_DAYS = 30
@@ -79,68 +82,68 @@ def roll_day(d: DailyState, day: int, totals: Sequence[float], soh: float) -> No
     d.pack_max = -math.inf
 
 
-def row(d: DailyState, day: int) -> list[int] | None:
-    """The stored row of an earlier ``day`` within the window, or ``None`` if outside / before the first day."""
-    if not (d.day - N_DAYS < day < d.day) or day < d.first_day:
-        return None
-    i = (day % N_DAYS) * N_COLS
-    return d.ring[i:i + N_COLS]
+def window_features(ring: NDArray[Any], day: NDArray[Any], first_day: NDArray[Any], today: NDArray[np.float64],
+                    inv_max: NDArray[np.float64], pack_max: NDArray[np.float64], soh: NDArray[np.float64]
+                    ) -> dict[str, NDArray[np.float64]]:
+    """The 7- and 30-day window features and the SoH trend of many rows at once (``twins.history.FEATURES``):
+    each window is the current day (live) and the stored days before it.
+
+    Per row: ``ring`` ``(rows, N_DAYS, N_COLS)`` (``DailyState.ring``; ints, or floats), ``day``,
+    ``first_day``, ``inv_max``, ``pack_max`` (``DailyState``), ``today`` ``(rows, N_TOTALS)`` the current
+    day's totals so far (``totals - base``) and ``soh`` the last known SoH (< 0: unknown). The stored days
+    are summed as their ints (exactly, in any order), then scaled.
+    """
+    day, first_day = (np.asarray(x, dtype=np.int64) for x in (day, first_day))
+    back = (day[:, None] - np.arange(N_DAYS)) % N_DAYS                # slot s holds the day `day - back`
+    in30 = (back >= 1) & (day[:, None] - back >= first_day[:, None])   # stored days in the window (none: day < 0)
+    stored = np.stack([in30 & (back < 7), in30], axis=1)               # (rows, window, slot): 7, 30 days
+    sums = stored.astype(np.int64 if ring.dtype.kind in "iu" else ring.dtype) @ ring[:, :, :N_TOTALS]  # (row, window, total)
+    seen = (day >= 0)[:, None]
+    n_days = np.array([7, 30])
+    days = np.where(seen, np.minimum(n_days, (day - first_day + 1)[:, None]), 0).astype(np.float64)
+    out: dict[str, NDArray[np.float64]] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        km, drive_s, a_s, dc_sessions, dc_kws, harsh = (np.where(seen, today[:, None, k] + sums[:, :, k] / SCALE[k], 0.0)
+                                                         for k in range(N_TOTALS))
+        hottest = {name: _hottest(ring[:, :, col], stored, live) for name, col, live in
+                   (("inv", INV_MAX, inv_max), ("cell", PACK_MAX, pack_max))}
+        for w, n in enumerate(n_days):
+            covered = days[:, w] != 0
+            out[f"daily_days_{n}d"] = days[:, w]
+            out[f"daily_km_{n}d"] = km[:, w]
+            out[f"daily_km_per_day_{n}d"] = np.where(covered, km[:, w] / days[:, w], math.nan)
+            out[f"daily_driving_h_per_day_{n}d"] = np.where(covered, drive_s[:, w] / 3600.0 / days[:, w], math.nan)
+            out[f"daily_ah_per_day_{n}d"] = np.where(covered, a_s[:, w] / 3600.0 / days[:, w], math.nan)
+            out[f"daily_dcfc_sessions_{n}d"] = dc_sessions[:, w]
+            for name, hot in hottest.items():
+                out[f"daily_{name}_temp_max_{n}d"] = np.where(seen[:, 0], hot[:, w], math.nan)
+        out["daily_dcfc_kwh_30d"] = dc_kws[:, 1] / 3600.0
+        out["daily_harsh_30d"] = harsh[:, 1]
+        out["batt_soh_slope_pct_per_day"] = _soh_slope(ring[:, :, SOH], in30, back, seen[:, 0] & (soh >= 0.0), soh)
+    return out
 
 
-class Window(msgspec.Struct, gc=False):
-    """Summary of the last ``n`` days: sums in natural units, maxima (NaN if unknown), days covered."""
-
-    days: int
-    distance_km: float
-    driving_h: float
-    ah: float
-    dc_sessions: float
-    dc_kwh: float
-    harsh: float
-    inv_max_c: float
-    pack_max_c: float
+def _hottest(stored_max: NDArray[Any], stored: NDArray[np.bool_], live: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The highest temperature (°C) per window ``(rows, window)`` of the stored daily maxima (0.1 °C) and the
+    current day's ``live`` one; NaN if none (or if ``live`` is NaN)."""
+    known = stored & (stored_max != NO_DATA)[:, None, :]
+    hottest = np.where(known, stored_max[:, None, :], NO_DATA).max(axis=2)
+    hottest = np.maximum(np.where(hottest != NO_DATA, hottest / 10.0, -math.inf), live[:, None])
+    return np.where(hottest > -math.inf, hottest, math.nan)
 
 
-def window(d: DailyState, totals: Sequence[float], n: int) -> Window:
-    """Sums over the current day (live) and the ``n - 1`` stored days before it."""
-    if d.day < 0:
-        nan = math.nan
-        return Window(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, nan, nan)
-    sums = [totals[k] - d.base[k] for k in range(N_TOTALS)]
-    inv_max, pack_max = d.inv_max, d.pack_max
-    for day in range(d.day - n + 1, d.day):
-        r = row(d, day)
-        if r is None:
-            continue
-        for k in range(N_TOTALS):
-            sums[k] += r[k] / SCALE[k]
-        if r[INV_MAX] != NO_DATA:
-            inv_max = max(inv_max, r[INV_MAX] / 10.0)
-        if r[PACK_MAX] != NO_DATA:
-            pack_max = max(pack_max, r[PACK_MAX] / 10.0)
-    days = min(n, d.day - d.first_day + 1)
-    return Window(days, sums[DIST], sums[DRIVE] / 3600.0, sums[AH] / 3600.0, sums[DCS], sums[DCKWH] / 3600.0,
-                  sums[HARSH], inv_max if inv_max > -math.inf else math.nan,
-                  pack_max if pack_max > -math.inf else math.nan)
-
-
-def soh_slope_per_day(d: DailyState, soh_now: float) -> float:
-    """Least-squares slope of daily SoH (%/day) over the last 30 days (end-of-day values + today's
-    latest); NaN with fewer than two days of SoH."""
-    xs: list[float] = []
-    ys: list[float] = []
-    for day in range(d.day - N_DAYS + 1, d.day):
-        r = row(d, day)
-        if r is not None and r[SOH] != NO_DATA:
-            xs.append(float(day))
-            ys.append(r[SOH] / 100.0)
-    if d.day >= 0 and soh_now >= 0.0:
-        xs.append(float(d.day))
-        ys.append(soh_now)
-    if len(xs) < 2:
-        return math.nan
-    mx = sum(xs) / len(xs)
-    my = sum(ys) / len(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    return sxy / sxx
+def _soh_slope(stored_soh: NDArray[Any], in30: NDArray[np.bool_], back: NDArray[np.int64],
+               today: NDArray[np.bool_], soh: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Least-squares slope of daily SoH (%/day) over the last 30 days: the stored end-of-day values
+    (``stored_soh``, 0.01 %) and the current one where ``today``; NaN with fewer than two days of SoH.
+    x is the day relative to the current one (today: 0); sums of ints are exact."""
+    has = in30 & (stored_soh != NO_DATA)
+    x = np.where(has, -back, 0)
+    y = np.where(has, stored_soh, 0)
+    count = has.sum(axis=1) + today
+    safe = np.maximum(count, 1)
+    sx = x.sum(axis=1, dtype=np.float64)
+    sy = y.sum(axis=1, dtype=np.float64) / 100.0 + np.where(today, soh, 0.0)
+    sxx = (x * x).sum(axis=1, dtype=np.float64) - sx * sx / safe
+    sxy = (x * y).sum(axis=1, dtype=np.float64) / 100.0 - sx * sy / safe
+    return np.where(count >= 2, sxy / np.where(sxx != 0, sxx, 1.0), math.nan)

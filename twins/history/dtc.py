@@ -12,7 +12,7 @@ For each tracked code (``TRACKED``):
   before) is an onset. Onsets are counted with exponential decay, time constant
   ``ONSET_TAU_DAYS`` (30 days): a count that forgets old onsets smoothly, in O(1) memory.
   The decayed count is stored with the time of its last onset and decayed further when
-  read (``decayed_onsets``).
+  read (``decayed``).
 
 Per reading: one list lookup while no tracked code is or was active.
 """
@@ -20,9 +20,12 @@ Per reading: one list lookup while no tracked code is or was active.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
+import numpy as np
+from numpy.typing import NDArray
 
 #: Codes tracked, with the component they point to (SAE J2012 wording in ``models.risk.features``).
 TRACKED: tuple[str, ...] = ("P0A3C", "P0A7F", "P0AA6", "P0562")
@@ -63,18 +66,20 @@ def update_dtc(s: DtcState, ts_ms: int, codes: Sequence[str] | None) -> None:
         if mask & bit:
             s.last_seen_ms[k] = ts_ms
             if not prev & bit:
-                s.onsets[k] = s.onsets[k] * math.exp(-(ts_ms - s.onset_ms[k]) / _TAU_MS) + 1.0 \
-                    if s.onset_ms[k] else 1.0
+                s.onsets[k] = decayed(s.onsets[k], ts_ms - s.onset_ms[k]) + 1.0 if s.onset_ms[k] else 1.0
                 s.onset_ms[k] = ts_ms
 
 
-def days_since_seen(s: DtcState, k: int, now_ms: int) -> float:
-    """Days from the last sighting of code ``k`` to ``now_ms`` (NaN if never seen)."""
-    t = s.last_seen_ms[k]
-    return (now_ms - t) / 86_400_000.0 if t else math.nan
+def decayed(onsets: Any, age_ms: Any, exp: Callable[[Any], Any] = math.exp) -> Any:
+    """``onsets`` weighted by exp(-age / ``ONSET_TAU_DAYS``); floats, or numpy arrays with ``exp=np.exp``."""
+    return onsets * exp(-age_ms / _TAU_MS)
 
 
-def decayed_onsets(s: DtcState, k: int, now_ms: int) -> float:
-    """Onsets of code ``k`` weighted by exp(-age / 30 days), at ``now_ms``."""
-    t = s.onset_ms[k]
-    return s.onsets[k] * math.exp(-(now_ms - t) / _TAU_MS) if t else 0.0
+def sighting_features(last_seen_ms: NDArray[Any], onsets: NDArray[Any], onset_ms: NDArray[Any],
+                      now_ms: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """For rows of ``DtcState`` fields ``(rows, len(TRACKED))`` at ``now_ms`` ``(rows,)``: days since each code
+    was last seen (NaN if never) and its decayed onsets (0 if none)."""
+    now = np.asarray(now_ms, dtype=np.float64)[:, None]
+    with np.errstate(invalid="ignore"):
+        days = np.where(last_seen_ms != 0, (now - last_seen_ms) / 86_400_000.0, math.nan)
+        return days, np.where(onset_ms != 0, decayed(onsets, now - onset_ms, np.exp), 0.0)

@@ -2,17 +2,27 @@
 
 Unknown values (nothing observed yet: a peak, a wake voltage, a trend from < 2 days)
 are ``NaN``. Time windows end at the day of the last applied reading (UTC days).
+
+The math is written once, over columns of many rows (:func:`batch_features`, numpy; the
+modules of each concept hold their part: ``inverter.cycle_summary``, ``daily.window_features``,
+``dtc.sighting_features``): the risk model's batches (``models.risk.features``) call it with
+their rows, :func:`features` with the one row of a state.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from operator import attrgetter
 from typing import NamedTuple
 
-from twins.history.daily import soh_slope_per_day, window
-from twins.history.dtc import ONSET_TAU_DAYS, TRACKED, days_since_seen, decayed_onsets
-from twins.history.inverter import DT_LABELS, MEAN_LABELS, cycle_summary
-from twins.history.state import HistoryState, totals
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from twins.history.daily import N_COLS, N_DAYS, N_TOTALS, window_features
+from twins.history.dtc import ONSET_TAU_DAYS, TRACKED, sighting_features
+from twins.history.inverter import DT_LABELS, MEAN_LABELS, N_BINS, RESIDUE_MAX, cycle_summary
+from twins.history.state import HistoryState
 
 
 class FeatureDoc(NamedTuple):
@@ -101,84 +111,118 @@ FEATURES: tuple[FeatureDoc, ...] = (
                  f"weighted by exp(-age / {ONSET_TAU_DAYS:g} days) at the last reading.") for c in TRACKED),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+
+#: The inputs of :func:`batch_features`, by ``HistoryState`` attribute path: the shape of one row's value
+#: (``()``: a number). ``inverter.rf.stack`` is padded to a common width; ``inverter.rf.stack_len`` (not an
+#: attribute) says how many of its points are the stack.
+INPUTS: dict[str, tuple[int, ...]] = {
+    **dict.fromkeys(("last_ms", "n_updates", "observed_s", "inverter.peak_c", "inverter.above80_s",
+                     "inverter.above100_s", "inverter.damage", "inverter.rf.cand", "inverter.rf.direction"), ()),
+    "inverter.bins_half": (N_BINS,), "inverter.rf.stack": (RESIDUE_MAX,), "inverter.rf.stack_len": (),
+    **dict.fromkeys([f"battery.{name}" for name in ("ah_as", "soc_swing_pct", "dc_sessions", "dc_kws", "soc_hi_s",
+                                                    "soc_lo_s", "arr_eq_s", "arr_obs_s", "cell_peak_c", "soh")], ()),
+    **dict.fromkeys(("motor.peak_c", "motor.above120_s", "motor.above150_s", "motor.load_s"), ()),
+    **dict.fromkeys([f"lv.{name}" for name in ("wake_min_v", "wake_last_v", "wakes", "cold_wakes", "min_v",
+                                               "below_s", "events")], ()),
+    **dict.fromkeys(("usage.distance_km", "usage.driving_s", "usage.harsh_accel", "usage.harsh_brake"), ()),
+    **dict.fromkeys(("daily.day", "daily.first_day", "daily.inv_max", "daily.pack_max"), ()),
+    "daily.base": (N_TOTALS,), "daily.ring": (N_DAYS, N_COLS),
+    **dict.fromkeys(("dtc.last_seen_ms", "dtc.onsets", "dtc.onset_ms"), (len(TRACKED),)),
+}
+#: The inputs that are numbers in a ``HistoryState`` (the others are its lists, and the stack's length).
+NUMBER_INPUTS: tuple[str, ...] = tuple(name for name, shape in INPUTS.items()
+                                       if not shape and name != "inverter.rf.stack_len")
+_numbers_of = attrgetter(*NUMBER_INPUTS)
 _NAN = math.nan
 
 
-def _known(x: float) -> float:
-    """±inf / negative sentinels -> NaN."""
-    return x if -math.inf < x < math.inf else _NAN
+def _known(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """±inf (the sentinels of nothing seen yet) -> NaN."""
+    return np.where(np.isfinite(x), x, _NAN)
+
+
+def batch_features(inputs: Mapping[str, ArrayLike]) -> NDArray[np.float64]:
+    """``FEATURES`` of many rows, ``(rows, len(FEATURES))``, from the rows' ``INPUTS`` (each an array of
+    ``(rows, *shape)``; NaN = unknown). Windows end at each row's day, trouble-code ages at its ``last_ms``.
+
+    >>> x = batch_features(state_inputs(HistoryState()))           # one row: an empty history
+    >>> x.shape == (1, len(FEATURES)), float(x[0, FEATURE_NAMES.index("inv_cycles_total")])
+    (True, 0.0)
+    """
+    missing = [name for name in INPUTS if name not in inputs]
+    if missing:
+        raise ValueError(f"inputs misses {missing}")
+    x = {name: np.asarray(inputs[name], dtype=np.float64) for name in INPUTS if name != "daily.ring"}
+    ring = np.asarray(inputs["daily.ring"])
+    counts, damage = cycle_summary(x["inverter.bins_half"], x["inverter.damage"], x["inverter.rf.stack"],
+                                   x["inverter.rf.stack_len"], x["inverter.rf.cand"], x["inverter.rf.direction"])
+    dist, soh, arr_obs = x["usage.distance_km"], x["battery.soh"], x["battery.arr_obs_s"]
+    harsh = x["usage.harsh_accel"] + x["usage.harsh_brake"]
+    totals = (dist, x["usage.driving_s"], x["battery.ah_as"], x["battery.dc_sessions"], x["battery.dc_kws"], harsh)
+    today = np.stack(totals, axis=1) - x["daily.base"]              # as state.totals
+    days_since, onsets = sighting_features(x["dtc.last_seen_ms"], x["dtc.onsets"], x["dtc.onset_ms"], x["last_ms"])
+
+    def hours(name: str) -> NDArray[np.float64]:
+        return x[name] / 3600.0
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols: dict[str, NDArray[np.float64]] = {
+            "history_observed_h": hours("observed_s"),
+            "history_updates": x["n_updates"],
+            "inv_temp_peak_c": _known(x["inverter.peak_c"]),
+            "inv_hours_above_80c": hours("inverter.above80_s"),
+            "inv_hours_above_100c": hours("inverter.above100_s"),
+            "inv_cycles_total": counts.sum(axis=1),
+            **{name: counts[:, k] for k, name in enumerate(_BIN_NAMES)},
+            "inv_damage_cips08": damage,
+            "batt_ah_throughput": hours("battery.ah_as"),
+            "batt_efc": x["battery.soc_swing_pct"] / 200.0,
+            "batt_dcfc_sessions": x["battery.dc_sessions"],
+            "batt_dcfc_kwh": hours("battery.dc_kws"),
+            "batt_hours_soc_above_90": hours("battery.soc_hi_s"),
+            "batt_hours_soc_below_10": hours("battery.soc_lo_s"),
+            "batt_arrhenius_eq_hours_25c": hours("battery.arr_eq_s"),
+            "batt_arrhenius_mean_factor": np.where(arr_obs != 0, x["battery.arr_eq_s"] / arr_obs, _NAN),
+            "batt_cell_temp_peak_c": _known(x["battery.cell_peak_c"]),
+            "batt_soh_pct": np.where(soh >= 0.0, soh, _NAN),
+            "motor_temp_peak_c": _known(x["motor.peak_c"]),
+            "motor_hours_above_120c": hours("motor.above120_s"),
+            "motor_hours_above_150c": hours("motor.above150_s"),
+            "motor_load_hours": hours("motor.load_s"),
+            "lv_wake_min_v": _known(x["lv.wake_min_v"]),
+            "lv_wake_last_v": _known(x["lv.wake_last_v"]),
+            "lv_wakes": x["lv.wakes"],
+            "lv_cold_wakes": x["lv.cold_wakes"],
+            "lv_min_v": _known(x["lv.min_v"]),
+            "lv_hours_below_12v": hours("lv.below_s"),
+            "lv_low_events": x["lv.events"],
+            "usage_distance_km": dist,
+            "usage_driving_hours": hours("usage.driving_s"),
+            "usage_harsh_accel": x["usage.harsh_accel"],
+            "usage_harsh_brake": x["usage.harsh_brake"],
+            "usage_harsh_per_100km": np.where(dist >= 1.0, harsh / dist * 100.0, _NAN),
+            **window_features(ring, x["daily.day"], x["daily.first_day"], today, x["daily.inv_max"],
+                              x["daily.pack_max"], soh),
+            **{f"dtc_days_since_{c}": days_since[:, k] for k, c in enumerate(TRACKED)},
+            **{f"dtc_onsets_30d_{c}": onsets[:, k] for k, c in enumerate(TRACKED)},
+        }
+    return np.stack([cols[name] for name in FEATURE_NAMES], axis=1)
+
+
+def state_inputs(state: HistoryState) -> dict[str, NDArray[np.float64]]:
+    """The ``INPUTS`` of one row: ``state``'s."""
+    inputs = {name: np.array([value], dtype=np.float64) for name, value in zip(NUMBER_INPUTS, _numbers_of(state))}
+    inv, d, dtc = state.inverter, state.daily, state.dtc
+    stack = inv.rf.stack
+    for name, values in (("inverter.bins_half", inv.bins_half), ("inverter.rf.stack", stack), ("daily.base", d.base),
+                         ("dtc.last_seen_ms", dtc.last_seen_ms), ("dtc.onsets", dtc.onsets),
+                         ("dtc.onset_ms", dtc.onset_ms)):
+        inputs[name] = np.array([values], dtype=np.float64).reshape(1, len(values))
+    inputs["inverter.rf.stack_len"] = np.array([len(stack)], dtype=np.float64)
+    inputs["daily.ring"] = np.array(d.ring, dtype=np.float64).reshape(1, N_DAYS, N_COLS)
+    return inputs
 
 
 def features(state: HistoryState) -> dict[str, float]:
-    """All features of ``FEATURES``, in that order (floats; NaN = unknown)."""
-    inv, b, m, lv, u, d = state.inverter, state.battery, state.motor, state.lv, state.usage, state.daily
-    counts, damage = cycle_summary(inv)
-    tot = totals(state)
-    w7 = window(d, tot, 7)
-    w30 = window(d, tot, 30)
-    harsh = u.harsh_accel + u.harsh_brake
-
-    def per_day(x: float, days: int) -> float:
-        return x / days if days else _NAN
-
-    out: dict[str, float] = {
-        "history_observed_h": state.observed_s / 3600.0,
-        "history_updates": float(state.n_updates),
-        "inv_temp_peak_c": _known(inv.peak_c),
-        "inv_hours_above_80c": inv.above80_s / 3600.0,
-        "inv_hours_above_100c": inv.above100_s / 3600.0,
-        "inv_cycles_total": sum(counts),
-        **dict(zip(_BIN_NAMES, counts)),
-        "inv_damage_cips08": damage,
-        "batt_ah_throughput": b.ah_as / 3600.0,
-        "batt_efc": b.soc_swing_pct / 200.0,
-        "batt_dcfc_sessions": float(b.dc_sessions),
-        "batt_dcfc_kwh": b.dc_kws / 3600.0,
-        "batt_hours_soc_above_90": b.soc_hi_s / 3600.0,
-        "batt_hours_soc_below_10": b.soc_lo_s / 3600.0,
-        "batt_arrhenius_eq_hours_25c": b.arr_eq_s / 3600.0,
-        "batt_arrhenius_mean_factor": b.arr_eq_s / b.arr_obs_s if b.arr_obs_s else _NAN,
-        "batt_cell_temp_peak_c": _known(b.cell_peak_c),
-        "batt_soh_pct": b.soh if b.soh >= 0.0 else _NAN,
-        "batt_soh_slope_pct_per_day": soh_slope_per_day(d, b.soh),
-        "motor_temp_peak_c": _known(m.peak_c),
-        "motor_hours_above_120c": m.above120_s / 3600.0,
-        "motor_hours_above_150c": m.above150_s / 3600.0,
-        "motor_load_hours": m.load_s / 3600.0,
-        "lv_wake_min_v": _known(lv.wake_min_v),
-        "lv_wake_last_v": _known(lv.wake_last_v),
-        "lv_wakes": float(lv.wakes),
-        "lv_cold_wakes": float(lv.cold_wakes),
-        "lv_min_v": _known(lv.min_v),
-        "lv_hours_below_12v": lv.below_s / 3600.0,
-        "lv_low_events": float(lv.events),
-        "usage_distance_km": u.distance_km,
-        "usage_driving_hours": u.driving_s / 3600.0,
-        "usage_harsh_accel": float(u.harsh_accel),
-        "usage_harsh_brake": float(u.harsh_brake),
-        "usage_harsh_per_100km": harsh / u.distance_km * 100.0 if u.distance_km >= 1.0 else _NAN,
-        "daily_days_7d": float(w7.days),
-        "daily_days_30d": float(w30.days),
-        "daily_km_7d": w7.distance_km,
-        "daily_km_30d": w30.distance_km,
-        "daily_km_per_day_7d": per_day(w7.distance_km, w7.days),
-        "daily_km_per_day_30d": per_day(w30.distance_km, w30.days),
-        "daily_driving_h_per_day_7d": per_day(w7.driving_h, w7.days),
-        "daily_driving_h_per_day_30d": per_day(w30.driving_h, w30.days),
-        "daily_ah_per_day_7d": per_day(w7.ah, w7.days),
-        "daily_ah_per_day_30d": per_day(w30.ah, w30.days),
-        "daily_dcfc_sessions_7d": w7.dc_sessions,
-        "daily_dcfc_sessions_30d": w30.dc_sessions,
-        "daily_dcfc_kwh_30d": w30.dc_kwh,
-        "daily_harsh_30d": w30.harsh,
-        "daily_inv_temp_max_7d": w7.inv_max_c,
-        "daily_inv_temp_max_30d": w30.inv_max_c,
-        "daily_cell_temp_max_7d": w7.pack_max_c,
-        "daily_cell_temp_max_30d": w30.pack_max_c,
-    }
-    dtc, last = state.dtc, state.last_ms
-    for k, c in enumerate(TRACKED):
-        out[f"dtc_days_since_{c}"] = days_since_seen(dtc, k, last)
-    for k, c in enumerate(TRACKED):
-        out[f"dtc_onsets_30d_{c}"] = decayed_onsets(dtc, k, last)
-    return out
+    """All features of ``FEATURES``, in that order (floats; NaN = unknown): :func:`batch_features` of one row."""
+    return dict(zip(FEATURE_NAMES, batch_features(state_inputs(state))[0].tolist()))

@@ -32,8 +32,12 @@ ranking vehicles, not a calibrated remaining life.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
+import numpy as np
+from numpy.typing import NDArray
 
 from twins.history.rainflow import Cycle, RainflowState, rainflow_update, residue_cycles
 
@@ -78,23 +82,23 @@ class InverterState(msgspec.Struct, array_like=True, gc=False):
     rf: RainflowState = msgspec.field(default_factory=RainflowState)
 
 
-def cips08_cycles_to_failure(delta_t_k: float, tj_min_c: float) -> float:
-    """CIPS08 cycles to failure for swing ``delta_t_k`` (K) from ``tj_min_c`` (°C); inf for no swing."""
-    if delta_t_k <= 0.0:
+def cips08_cycles_to_failure(delta_t_k: Any, tj_min_c: Any, exp: Callable[[Any], Any] = math.exp) -> Any:
+    """CIPS08 cycles to failure for swing ``delta_t_k`` ≥ 0 (K) from ``tj_min_c`` (°C); inf for no swing.
+    Floats, or numpy arrays elementwise with ``exp=np.exp``."""
+    try:
+        return _K_FIXED * delta_t_k**CIPS08_B1 * exp(CIPS08_B2 / (tj_min_c + 273.15))
+    except ZeroDivisionError:                 # a float swing of 0 (arrays give inf there: 0 ** -4.416)
         return math.inf
-    return _K_FIXED * delta_t_k**CIPS08_B1 * math.exp(CIPS08_B2 / (tj_min_c + 273.15))
 
 
-def bin_index(delta_t_k: float, mean_c: float) -> int:
-    """Flat bin index of a cycle (ΔT edges and mean edges are lower-inclusive)."""
+def bin_index(delta_t_k: Any, mean_c: Any) -> Any:
+    """Flat bin index of a cycle (ΔT edges and mean edges are lower-inclusive); floats or arrays elementwise."""
     i = 0
     for edge in DT_EDGES:
-        if delta_t_k >= edge:
-            i += 1
+        i = i + (delta_t_k >= edge)
     j = 0
     for edge in MEAN_EDGES:
-        if mean_c >= edge:
-            j += 1
+        j = j + (mean_c >= edge)
     return i * _N_MEAN + j
 
 
@@ -123,12 +127,17 @@ def update_inverter(inv: InverterState, dt: float, temp: float | None) -> None:
         _record(inv, cycles)
 
 
-def cycle_summary(inv: InverterState) -> tuple[list[float], float]:
-    """Cycle counts per bin and total damage, residue included as half cycles (ASTM step 6)."""
-    counts = [h * 0.5 for h in inv.bins_half]
-    damage = inv.damage
-    for a, b, count in residue_cycles(inv.rf, RESIDUE_MAX):
-        rng = abs(b - a)
-        counts[bin_index(rng, (a + b) * 0.5)] += count
-        damage += count / cips08_cycles_to_failure(rng, a if a < b else b)
-    return counts, damage
+def cycle_summary(bins_half: NDArray[Any], damage: NDArray[np.float64], stack: NDArray[np.float64],
+                  stack_len: NDArray[Any], cand: NDArray[np.float64], direction: NDArray[Any]
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Cycle counts per bin ``(rows, N_BINS)`` and total damage ``(rows,)`` of many inverters at once, their
+    residues included as half cycles (ASTM step 6): the rows' ``bins_half``, ``damage`` and rainflow state
+    (``stack`` padded, ``stack_len``, ``cand``, ``direction``; see ``rainflow.residue_cycles``)."""
+    n = len(damage)
+    row, a, b, count = residue_cycles(stack, stack_len, cand, direction, RESIDUE_MAX)
+    rng = np.abs(b - a)
+    counts = np.bincount(row * N_BINS + bin_index(rng, (a + b) * 0.5), weights=count, minlength=n * N_BINS)
+    with np.errstate(divide="ignore"):
+        wear = count / cips08_cycles_to_failure(rng, np.minimum(a, b), np.exp)
+    # bincount adds each row's ranges in counting order, as _record does
+    return bins_half * 0.5 + counts.reshape(n, N_BINS), damage + np.bincount(row, weights=wear, minlength=n)

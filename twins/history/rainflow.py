@@ -20,8 +20,8 @@ sample) are turning points, as in the standard.
 
 The online form (:class:`RainflowState`, :func:`rainflow_update`) keeps the
 undiscarded points as a small stack, so it is O(1) amortised per sample: with
-:func:`residue_cycles` at any time it yields exactly what :func:`rainflow_count`
-yields on the samples so far — unless the stack outgrows ``max_len``; then the
+:func:`residue_cycles` (over the states of many rows at once) at any time it yields
+exactly what :func:`rainflow_count` yields on the samples so far — unless the stack outgrows ``max_len``; then the
 oldest range is counted as a half cycle at once (forced step 5) so memory stays
 bounded. That needs ``max_len`` strictly converging reversals in a row (each
 smaller than the last), which thermal data does not produce in practice.
@@ -33,8 +33,11 @@ smaller than the last), which thermal data does not produce in practice.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
+import numpy as np
+from numpy.typing import NDArray
 
 #: One counted range: (low-or-high point, other point, count 0.5 or 1.0), in counting order.
 Cycle = tuple[float, float, float]
@@ -175,15 +178,53 @@ def rainflow_update(rs: RainflowState, x: float, hysteresis: float,
     return None
 
 
-def residue_cycles(rs: RainflowState, max_len: int = DEFAULT_MAX_LEN) -> list[Cycle]:
-    """What ending the series now would still count (the last extreme as a point, then step 6).
+def residue_cycles(stack: NDArray[np.float64], length: NDArray[Any], cand: NDArray[np.float64],
+                   direction: NDArray[Any], max_len: int = DEFAULT_MAX_LEN
+                   ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """What ending the series now would still count, for many online states at once (rows): the last extreme
+    as a point (:func:`push_point`, steps 2-5), then step 6.
 
-    Does not modify ``rs``: the residue is re-derived whenever it is asked for.
+    ``stack``: the rows' ``RainflowState.stack`` padded to a common width, ``length`` their lengths,
+    ``cand``/``direction`` their fields. Returns flat arrays ``(row, a, b, count)``: every range of every row,
+    those of one row in counting order. Loops over stack positions, each step vectorised across rows; the
+    states are not changed.
+
+    >>> row, a, b, count = residue_cycles(np.array([[5.0, -4.0, 4.0]]), np.array([3]), np.array([-2.0]),
+    ...                                   np.array([-1]))
+    >>> list(zip(a.tolist(), b.tolist(), count.tolist()))      # the ASTM example's residue: D-G, G-H, H-I
+    [(5.0, -4.0, 0.5), (-4.0, 4.0, 0.5), (4.0, -2.0, 0.5)]
     """
-    stack = list(rs.stack)
-    out = push_point(stack, rs.cand, max_len) if rs.direction else []
-    out.extend((a, b, 0.5) for a, b in zip(stack, stack[1:]))
-    return out
+    n = len(stack)
+    rows = np.arange(n)
+    end = np.asarray(length, dtype=np.intp).copy()            # points work[r, start[r]:end[r]] not discarded
+    start = np.zeros(n, np.intp)
+    work = np.zeros((n, max(stack.shape[1], int(end.max(initial=0))) + 1))
+    work[:, :stack.shape[1]] = stack
+    pending = np.asarray(direction) != 0
+    work[rows[pending], end[pending]] = np.asarray(cand)[pending]   # the pending extreme becomes a point
+    end += pending
+    out: list[tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = []
+    active = rows[pending]
+    while len(active):                                         # steps 2-5 on the rows still closing ranges
+        active = active[end[active] - start[active] >= 3]
+        e = end[active]
+        a, b, p = work[active, e - 3], work[active, e - 2], work[active, e - 1]
+        closes = np.abs(p - b) >= np.abs(b - a)
+        active, e, a, b, p = active[closes], e[closes], a[closes], b[closes], p[closes]
+        half = e - start[active] == 3                          # step 5: Y contains the starting point
+        out.append((active, a, b, np.where(half, 0.5, 1.0)))
+        start[active[half]] += 1
+        full = active[~half]                                   # step 4: the two points of the cycle go
+        work[full, e[~half] - 3] = p[~half]
+        end[full] -= 2
+    forced = rows[pending & (end - start > max_len)]          # bounded memory (push_point): forced half cycle
+    out.append((forced, work[forced, start[forced]], work[forced, start[forced] + 1], np.full(len(forced), 0.5)))
+    start[forced] += 1
+    q = np.arange(work.shape[1] - 1)                           # step 6: the residue, as half cycles
+    row, pos = np.nonzero((q >= start[:, None]) & (q + 1 < end[:, None]))
+    out.append((row, work[row, pos], work[row, pos + 1], np.full(len(row), 0.5)))
+    row, a, b, count = (np.concatenate(parts) for parts in zip(*out))
+    return row, a, b, count
 
 
 def as_range_mean(cycles: Iterable[Cycle]) -> list[tuple[float, float, float]]:

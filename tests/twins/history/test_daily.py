@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 
-from tests.twins.history.util import DAY_MS, T0, vals
+from tests.twins.history.util import DAY_MS, T0, row, vals
 from twins.history import HistoryState, features, update_history
-from twins.history.daily import DIST, N_DAYS, NO_DATA, SOH, row
+from twins.history.daily import DIST, N_DAYS, NO_DATA, SOH
 
 H = 3_600_000
 D0 = T0 // DAY_MS      # UTC day index of T0

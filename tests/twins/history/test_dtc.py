@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from twins.history import HistoryState, copy_history, features, update_history
-from twins.history.dtc import DtcState, decayed_onsets, days_since_seen, update_dtc
+from twins.history import FEATURE_NAMES, HistoryState, copy_history, features, update_history
+from twins.history.dtc import DtcState, update_dtc
+from twins.history.features import batch_features, state_inputs
 from twins.signals import N_SIGNALS, SLOT
 
 H = 3_600_000
@@ -25,9 +26,11 @@ def test_last_seen_and_decayed_onsets_by_hand():
     assert s.last_seen_ms[0] == t0 + 10 * D + H and s.last_seen_ms[1:] == [0, 0, 0]
     assert math.isclose(s.onsets[0], math.exp(-10 / 30) + 1.0, rel_tol=1e-12)
     now = t0 + 40 * D + H                       # 30 days after the second onset
-    assert math.isclose(decayed_onsets(s, 0, now), (math.exp(-10 / 30) + 1.0) * math.exp(-1.0), rel_tol=1e-12)
-    assert days_since_seen(s, 0, now) == 30.0
-    assert math.isnan(days_since_seen(s, 1, now)) and decayed_onsets(s, 1, now) == 0.0
+    inputs = state_inputs(HistoryState(last_ms=now, dtc=s))
+    f = dict(zip(FEATURE_NAMES, batch_features(inputs)[0].tolist()))
+    assert math.isclose(f["dtc_onsets_30d_P0A3C"], (math.exp(-10 / 30) + 1.0) * math.exp(-1.0), rel_tol=1e-12)
+    assert f["dtc_days_since_P0A3C"] == 30.0
+    assert math.isnan(f["dtc_days_since_P0A7F"]) and f["dtc_onsets_30d_P0A7F"] == 0.0
 
 
 def test_history_features_and_copy():

@@ -5,12 +5,20 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from tests.twins.history.util import feed
-from twins.history import HistoryState, features, rainflow_count
-from twins.history.inverter import (HYSTERESIS_K, InverterState, bin_index, cips08_cycles_to_failure,
-                                    cycle_summary, update_inverter)
+from twins.history import FEATURE_NAMES, HistoryState, features, rainflow_count
+from twins.history.inverter import HYSTERESIS_K, InverterState, bin_index, cips08_cycles_to_failure, update_inverter
+
+BIN_NAMES = [n for n in FEATURE_NAMES if n.startswith("inv_cycles_dt_")]   # in bin order
+
+
+def cycle_summary(inv: InverterState) -> tuple[list[float], float]:
+    """Cycle counts per bin and damage of one inverter, residue included, as ``features`` reports them."""
+    f = features(HistoryState(inverter=inv))
+    return [f[n] for n in BIN_NAMES], f["inv_damage_cips08"]
 
 
 def cips08_by_hand(delta_t: float, tj_min_c: float) -> float:
@@ -28,6 +36,11 @@ def test_cips08_matches_hand_computation():
     assert cips08_cycles_to_failure(80.0, 30.0) < cips08_cycles_to_failure(60.0, 30.0)
     assert cips08_cycles_to_failure(60.0, 60.0) < cips08_cycles_to_failure(60.0, 30.0)
     assert cips08_cycles_to_failure(0.0, 30.0) == math.inf
+    # elementwise on arrays, with numpy's exp (no swing: inf)
+    with np.errstate(divide="ignore"):
+        swings = cips08_cycles_to_failure(np.array([60.0, 20.0, 0.0]), np.array([30.0, 60.0, 30.0]), np.exp)
+    np.testing.assert_allclose(swings, [cips08_by_hand(60.0, 30.0), cips08_by_hand(20.0, 60.0), math.inf],
+                               rtol=1e-12)
 
 
 def test_damage_and_bins_on_small_series():
@@ -59,6 +72,7 @@ def test_bin_edges():
     assert bin_index(10.0, 40.0) == 4          # ΔT bin 1, mean bin 1
     assert bin_index(60.0, 70.0) == 14
     assert bin_index(45.0, 20.0) == 9
+    assert bin_index(np.array([9.99, 10.0, 60.0, 45.0]), np.array([39.9, 40.0, 70.0, 20.0])).tolist() == [0, 4, 14, 9]
 
 
 def test_time_above_thresholds_caps_gaps():

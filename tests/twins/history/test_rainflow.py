@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
+from twins.history import rainflow
 from twins.history.rainflow import (RainflowState, as_range_mean, histogram, push_point, rainflow_count,
-                                    rainflow_update, residue_cycles, turning_points)
+                                    rainflow_update, turning_points)
 
 # ASTM E1049-85 (2017) Fig. 6 / 5.4.4 example: peaks and valleys A..I.
 ASTM_SERIES = [-2, 1, -3, 5, -1, 3, -4, 4, -2]
@@ -21,6 +23,15 @@ def online(series, h, max_len=64):
         if closed:
             cycles.extend(closed)
     return rs, cycles
+
+
+def residue_cycles(rs, max_len=64):
+    """``rainflow.residue_cycles`` of one state (a row of one), as ``[(a, b, count), ...]``."""
+    row, a, b, count = rainflow.residue_cycles(np.array([rs.stack], dtype=float).reshape(1, -1),
+                                               np.array([len(rs.stack)]), np.array([rs.cand]),
+                                               np.array([rs.direction]), max_len)
+    assert (row == 0).all()
+    return list(zip(a.tolist(), b.tolist(), count.tolist()))
 
 
 def test_astm_example_ranges_and_counts():

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import math
 import time
 
 import msgspec
+import numpy as np
 import pytest
 
 from tests.twins.history.util import T0, feed, synthetic_stream, vals
 from twins.history import (FEATURE_NAMES, FEATURES, MAX_STEP_S, SLOTS_READ, HistoryState, copy_history,
                            decode_history, encode_history, features, update_history)
+from twins.history import rainflow
 from twins.history.dtc import TRACKED
+from twins.history.features import INPUTS, batch_features, state_inputs
 from twins.reading import reading_from_dict
 from twins.twin import merge_into, new_twin
 
@@ -111,6 +116,33 @@ def test_features_match_the_documented_table():
     f = features(s)
     # a busy vehicle knows every feature but the trouble-code sightings (no code was ever active)
     assert [k for k, x in f.items() if math.isnan(x)] == [f"dtc_days_since_{c}" for c in TRACKED]
+
+
+def test_a_row_alone_equals_the_row_in_a_batch():
+    """``batch_features`` computes each row on its own: the rows of a batch equal ``features`` one at a time,
+    bit for bit (a scored twin's features do not depend on the twins scored with it)."""
+    states = [HistoryState()]
+    for seed in range(4):
+        s = HistoryState()
+        for ts, v in synthetic_stream(2_000 * (seed + 1), step_s=300.0, seed=10 + seed):
+            update_history(s, ts, v)
+        states.append(s)
+    rows = [state_inputs(s) for s in states]
+    width = max(r["inverter.rf.stack"].shape[1] for r in rows)
+    batch = {name: np.concatenate([np.pad(r[name], ((0, 0), (0, width - r[name].shape[1])))
+                                   if name == "inverter.rf.stack" else r[name] for r in rows]) for name in INPUTS}
+    alone = np.array([list(features(s).values()) for s in states])
+    np.testing.assert_array_equal(batch_features(batch), alone)
+    assert len({len(s.inverter.rf.stack) for s in states}) > 2 and not np.isnan(alone[1:, :40]).all(axis=0).any()
+    with pytest.raises(ValueError, match="daily.ring"):
+        batch_features({name: batch[name] for name in INPUTS if name != "daily.ring"})
+
+
+def test_docstring_examples_of_the_feature_math():
+    features_module = importlib.import_module("twins.history.features")   # the package's `features` is the function
+    for mod in (features_module, rainflow):
+        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.attempted > 0 and result.failed == 0
 
 
 def test_with_a_real_twin_merge():

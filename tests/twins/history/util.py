@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twins.history import HistoryState, update_history
+from twins.history.daily import N_COLS, N_DAYS, DailyState
 from twins.signals import ATTR_SLOT, N_SIGNALS
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -58,3 +59,11 @@ def synthetic_stream(n: int, step_s: float = 30.0, seed: int = 0, t0: int = T0):
             motor_power=round(-current * 0.35, 1), air_temp=round(rnd.uniform(-20, 40), 1),
             lv_voltage=round(lv_v, 2), lv_system_state="ON" if drive else ("ACC" if dc else "LOCK"),
             inverter_temp=round(min(max(t_inv, -40.0), 200.0), 1), is_charging=dc)
+
+
+def row(d: DailyState, day: int) -> list[int] | None:
+    """The stored ring row of an earlier ``day`` within the window, or ``None`` if outside / before the first day."""
+    if not (d.day - N_DAYS < day < d.day) or day < d.first_day:
+        return None
+    i = (day % N_DAYS) * N_COLS
+    return d.ring[i:i + N_COLS]
