@@ -5,8 +5,7 @@ Measures, with OpenMP limited to one thread:
 * ``RiskModelSet.predict_proba`` on a 100,000 x n_features matrix (rows/s),
 * ``RiskModelSet.explain(k=3)``: probabilities + top-3 features per component as arrays (rows/s), and
   with the ``RiskState`` each twin stores built from them (``models.risk.scoring.risk_states``),
-* building feature rows from twins with ``models.risk.features.feature_matrix`` (twins/s), with the
-  twins' 30-day ring summaries known (re-scoring within a day) and without (first scoring of a day),
+* building feature rows from twins with ``models.risk.features.feature_matrix`` (twins/s),
 * **end to end**, a batch of ``--batch`` twins (default 4,000 = the stream's ``risk_batch_max``)
   scored as the stream scores them, twins scored per second on one core:
 
@@ -48,7 +47,6 @@ from threadpoolctl import threadpool_limits
 from models.risk.artifact import load_model_set
 from models.risk.dataset import dataset_paths, read_fleet, read_maintenance, read_weather
 from models.risk.exposure import ExposureCache
-from models.risk import features as features_mod
 from models.risk.features import feature_matrix
 from models.risk.labels import EventIndex
 from models.risk.replay import replay
@@ -112,7 +110,7 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
     base_twins, lookup, base_services = _twins(data, 10_000)
     twins = [copy_twin(base_twins[i % len(base_twins)]) for i in range(batch)]
     for i, t in enumerate(twins):
-        t.vin = f"{t.vin[:12]}{i:05d}"                      # distinct vehicles (the ring summaries are per VIN)
+        t.vin = f"{t.vin[:12]}{i:05d}"                      # distinct vehicles
         if t.residency.starts:
             t.residency.starts[0] -= 1 + i // len(base_twins)   # and residency lists
     services = [base_services[i % len(base_twins)] for i in range(batch)]
@@ -127,11 +125,7 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
         def features() -> Any:
             return feature_matrix(twins, weather, now_ms=now, in_service_ms=services, component_ages_days=ages)
 
-        def cold() -> None:
-            features_mod._RING_SUMMARIES.clear()
-
         features()                                        # the weather days of the batch are looked up
-        t_feat_cold = _best_of(lambda: (cold(), features()), repeat)
         t_feat = _best_of(features, repeat)
         base = features()
         rng = np.random.default_rng(0)
@@ -166,8 +160,6 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
         both = _best_of_alternating({"objects": end_to_end, "records": from_records}, 2 * repeat - 1)
         t_all, t_records = both["objects"], both["records"]
         t_arrays = _best_of(lambda: rs.explain(features(), k=3), repeat)
-        t_all_cold = _best_of(lambda: (cold(), end_to_end()), repeat)
-        t_records_cold = _best_of(lambda: (cold(), from_records()), repeat)
         reads = _best_of_alternating({"full": lambda: [decode_twin(r) for r in records],
                                       "brief": lambda: [decode_brief(r) for r in records]}, repeat)
     n_trees = {c: int(getattr(m.estimator_, "n_iter_", 0)) for c, m in rs.models.items()}
@@ -179,11 +171,8 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
         "score_rows_per_s": rows / t_score,
         "explain_rows_per_s": rows / _best_of(lambda: rs.explain(X, k=3), repeat),
         "feature_matrix_twins_per_s": len(twins) / t_feat,
-        "feature_matrix_first_of_day_twins_per_s": len(twins) / t_feat_cold,
         "end_to_end_twins_per_s": len(twins) / t_records,
-        "end_to_end_first_of_day_twins_per_s": len(twins) / t_records_cold,
         "end_to_end_objects_twins_per_s": len(twins) / t_all,
-        "end_to_end_objects_first_of_day_twins_per_s": len(twins) / t_all_cold,
         "end_to_end_arrays_twins_per_s": len(twins) / t_arrays,
         "record_bytes_mean": sum(map(len, records)) / len(records),
         "decode_full_twins_per_s": len(records) / reads["full"],
@@ -194,11 +183,9 @@ def run(artifact: str | None, rows: int = 100_000, repeat: int = 5, batch: int =
                 "decoded (decode_twin), feature rows, probabilities, top features, and each twin encoded again "
                 "with its new RiskState (records in, records out, as the stream's scorer and the next flush do "
                 "for flushed twins) on a batch of batch_twins twins (distinct "
-                "residency lists), best of 9 called in turns with the object path (best of 5 for the other figures), weather days already looked up, each twin's 30-day ring summary "
-                "already known (a twin is re-scored every FLEET_RISK_SCORE_INTERVAL_S but its ring changes once "
-                "a day); *_objects_* = the same from twin objects (models.risk.scoring.score_twins: the stream's "
-                "path for twins with unflushed changes), the RiskStates as objects; *_first_of_day_* = with "
-                "every ring summarised again (the first scoring after a vehicle's UTC day rolls over); "
+                "residency lists), best of 9 called in turns with the object path (best of 5 for the other figures), weather days already looked up; "
+                "*_objects_* = the same from twin objects (models.risk.scoring.score_twins: the stream's "
+                "path for twins with unflushed changes), the RiskStates as objects; "
                 "*_arrays_* = feature_matrix + RiskModelSet.explain (top features as index/value arrays, no RiskState); "
                 "score_rows_per_s = RiskModelSet.explain + the RiskStates on a ready feature matrix",
         "python": platform.python_version(), "cpus": os.cpu_count(),

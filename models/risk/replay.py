@@ -134,7 +134,7 @@ class _Rows:
     def __init__(self, job: _Job) -> None:
         self.job = job
         self.weather = ExposureCache(job.lookup)       # the weather is fixed during a replay
-        self.pending = FeatureRows(self.weather, reuse_ring_summaries=False)   # every snapshot is a new day
+        self.pending = FeatureRows(self.weather)
         self.blocks: list[NDArray[np.float32]] = []
         self.vins: list[str] = []
         self.days: list[int] = []
@@ -151,7 +151,7 @@ class _Rows:
     def flush(self) -> None:
         if len(self.pending):
             self.blocks.append(self.pending.matrix(np.float32))
-            self.pending = FeatureRows(self.weather, reuse_ring_summaries=False)
+            self.pending = FeatureRows(self.weather)
 
     def matrix(self) -> NDArray[np.float32]:
         self.flush()

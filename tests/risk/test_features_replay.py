@@ -206,9 +206,10 @@ def _check(twins, lookup, services, now, got):
     return want
 
 
-def test_kept_ring_summaries_are_used_only_for_the_ring_they_were_computed_from(synthetic):
-    """A VIN scored again the same day reuses its 30-day ring summary, but not when its twin was replaced by
-    another history of the same day, when yesterday's ring row changed, or once the day rolled over."""
+def test_window_features_follow_the_ring_of_the_twin_scored(synthetic):
+    """A VIN scored again the same day gets the same rows, and new ones when its twin was replaced by another
+    history of the same day, when yesterday's ring row changed, or once the day rolled over (nothing about a
+    VIN is kept between batches; until 2026-12 its 30-day ring summary was)."""
     from twins.history.daily import INV_MAX, N_COLS, N_DAYS, roll_day
     from twins.history.state import totals
     from twins.twin import copy_twin
@@ -216,8 +217,8 @@ def test_kept_ring_summaries_are_used_only_for_the_ring_they_were_computed_from(
     twins, lookup, services = _final_twins(synthetic[0])
     now = max(t.last_seen for t in twins) + 3_600_000
     daily = [FEATURE_INDEX[n] for n in FEATURE_NAMES if n.startswith("daily_") or n == "batt_soh_slope_pct_per_day"]
-    first = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services)  # keeps every VIN's summary
-    again = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services)  # reuses them
+    first = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services)
+    again = feature_matrix(twins, lookup, now_ms=now, in_service_ms=services)
     np.testing.assert_array_equal(again, first)
     _check(twins, lookup, services, now, again)
     a, b = twins[0], twins[1]
@@ -297,7 +298,7 @@ def test_numbers_of_an_unexpected_type_are_read_as_numpy_would(synthetic):
     now = max(t.last_seen for t in twins) + 3_600_000
     odd = [copy_twin(t) for t in twins[:4]]
     for i, t in enumerate(odd):
-        t.vin = f"ODDTYPES{i:09d}"                           # no ring summary kept for them
+        t.vin = f"ODDTYPES{i:09d}"
     odd[0].history.observed_s = int(odd[0].history.observed_s)
     odd[1].history.lv.wakes = float(odd[1].history.lv.wakes)
     odd[2].history.daily.ring[3] = 12.0
