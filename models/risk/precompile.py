@@ -1,8 +1,8 @@
 """Fill numba's cache for the risk scoring loops: ``python -m models.risk.precompile [ARTIFACT]``.
 
-The compiled loops (feature pass, exposure, tree walk) are
+The compiled loops (weather exposure, tree walk; the feature math is numpy) are
 compiled on first use and cached next to their modules (``__pycache__``); on a machine with an
-empty cache that first use takes ~25 s. ``make`` runs this once after installing, so workers and
+empty cache that first use takes several seconds. ``make`` runs this once after installing, so workers and
 tests start with the cache filled. Without ``ARTIFACT`` the newest committed model
 (``models/artifacts/risk``) is used; the machine code does not depend on the model.
 """

@@ -52,7 +52,7 @@ def component_ages(log: ComponentLog, now_ms: int, in_service_ms: int | None) ->
 
 
 def warm_up(models: RiskModelSet) -> None:
-    """Compile the batch's numba loops (feature rows, exposure, tree walk) now, not in the first batch:
+    """Compile the batch's numba loops (exposure, tree walk) now, not in the first batch:
     a few seconds once per machine (numba caches the machine code), well under a second afterwards."""
     twin = new_twin("WARMUP00000000000")
     twin.residency = Residency(["s000"], [0], [0])
