@@ -211,7 +211,8 @@ def batch_features(inputs: Mapping[str, ArrayLike]) -> NDArray[np.float64]:
 
 def state_inputs(state: HistoryState) -> dict[str, NDArray[np.float64]]:
     """The ``INPUTS`` of one row: ``state``'s."""
-    inputs = {name: np.array([value], dtype=np.float64) for name, value in zip(NUMBER_INPUTS, _numbers_of(state))}
+    numbers = np.array(_numbers_of(state), dtype=np.float64)
+    inputs = {name: numbers[k:k + 1] for k, name in enumerate(NUMBER_INPUTS)}
     inv, d, dtc = state.inverter, state.daily, state.dtc
     stack = inv.rf.stack
     for name, values in (("inverter.bins_half", inv.bins_half), ("inverter.rf.stack", stack), ("daily.base", d.base),
