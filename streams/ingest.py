@@ -71,8 +71,8 @@ class TwinIngest(TwinFlusher):
         self.flush_interval_s = flush_interval_s
         self.flush_max_dirty = flush_max_dirty
         self.partitions = partitions
-        #: twins changed since the last flush; a ``bytes`` value is a stored record rewritten as a whole (the
-        #: risk scorer writes new risk states into records without decoding them)
+        #: twins changed since the last flush; a ``bytes`` value is a whole new record (the risk scorer queues
+        #: a stored twin it decoded and scored as its record: a decoded twin holds ~7x the memory)
         self.dirty: dict[str, Twin | bytes] = {}
         self.dirty_tp: dict[str, TP] = {}
         #: VINs changed since they were last risk-scored; ``urgent``: due now (e.g. a repair record).

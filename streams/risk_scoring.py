@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from models.risk.artifact import ArtifactIntegrityError, load_model_set
@@ -31,10 +30,8 @@ from models.risk.exposure import ExposureCache
 from models.risk.scoring import component_ages, score_twins, warm_up
 from streams import metrics
 from streams.worker_metrics import RISK_SCORES
-from twins.alerts.engine import rescale_array
 from twins.brief import decode_brief
-from twins.layout import TwinLayoutError
-from twins.twin import Twin, decode_twin
+from twins.twin import Twin, decode_twin, encode_twin
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +62,8 @@ class RiskScorer:
         self._exposure: ExposureCache | None = None
         #: VIN -> when it is next due (epoch ms), for the twins this worker scored (others: read from the record)
         self._next_due: dict[str, int] = {}
+        #: VINs whose stored record could not be read (logged once each)
+        self._unreadable: set[str] = set()
 
     @property
     def exposure(self) -> ExposureCache:
@@ -133,8 +132,9 @@ class RiskScorer:
     async def score_due(self, now_ms: int) -> int:
         """Score the due twins (one batch); returns how many were scored.
 
-        Unflushed twins are scored as they are; stored ones are decoded first (``decode_twin``, ~36 µs
-        a twin) and queued again as twins, which the next flush writes back. One scoring path for both.
+        Unflushed twins are scored as they are; stored ones are decoded first (``decode_twin``, ~25 µs
+        a twin), scored the same way and queued for the flush as their new record (a decoded twin holds
+        ~14 KB, its record ~2 KB: a fleet-wide re-score must not hold the fleet decoded until the flush).
         """
         ingest = self.app.ingest
         models = self.models
@@ -148,7 +148,8 @@ class RiskScorer:
         alerts = ingest.alerts
         async with ingest._lock:
             started = time.perf_counter()
-            twins = self._due(now_ms)
+            objects, decoded = self._due(now_ms)
+            twins = objects + decoded
             if not twins:
                 return 0
             services = self.in_service_ms
@@ -158,15 +159,15 @@ class RiskScorer:
                                                       for t in twins])
             raised: list[Any] = []
             due_again = now_ms + self.interval_ms
-            for twin, state in zip(twins, states):
+            for k, (twin, state) in enumerate(zip(twins, states)):
                 twin.risk = state
-                ingest.mark_dirty(twin)
+                if alerts is not None:
+                    raised += alerts.on_risk(twin)           # may change the twin's alert book: before encoding
                 vin = twin.vin
+                ingest.put_record(vin, twin if k < len(objects) else encode_twin(twin))
                 ingest.changed.discard(vin)
                 ingest.urgent.discard(vin)
                 self._next_due[vin] = due_again
-                if alerts is not None:
-                    raised += alerts.on_risk(twin)
             if raised:
                 await alerts.publish(raised)
             elapsed = time.perf_counter() - started
@@ -180,26 +181,27 @@ class RiskScorer:
             metrics.RISK_MAX.labels(c).set(float(top[k]))
         return n
 
-    def _due(self, now_ms: int) -> list[Twin]:
-        """The changed twins due for scoring, at most ``batch_max``; stored ones decoded.
+    def _due(self, now_ms: int) -> tuple[list[Twin], list[Twin]]:
+        """The changed twins due for scoring, at most ``batch_max``: unflushed ones, and stored ones decoded.
 
         A twin is due when it has no risk state of the model in force, or its state is an interval
         old, or it is urgent (a repair record). For a stored twin this worker scored since the model
         was loaded, that time is kept (``_next_due``); other records are read as briefs
         (``twins.brief``, a few µs) for their state's version and time, and decoded only when due.
-        At most ``batch_max`` twins are taken and ten times as many briefs read per call, so one batch
+        At most ``batch_max`` twins are taken and four times as many briefs read per call, so one batch
         holds the event loop for a bounded time even when the whole fleet changed (a new model). A
-        record that cannot be decoded (a newer layout) is logged and left unscored rather than failing
-        every batch."""
+        record that cannot be decoded (a newer layout, a corrupt record: whatever the decoders raise) is
+        logged once and left unscored rather than failing every batch."""
         ingest = self.app.ingest
         alerts = ingest.alerts
         version = self.models.version
         interval = self.interval_ms
-        twins: list[Twin] = []
+        objects: list[Twin] = []
+        decoded: list[Twin] = []
         next_due, urgent = self._next_due, ingest.urgent
         briefs = 0
         for vin in list(ingest.changed):
-            if len(twins) >= self.batch_max or briefs >= 10 * self.batch_max:
+            if len(objects) + len(decoded) >= self.batch_max or briefs >= 4 * self.batch_max:
                 break
             state = ingest.stored(vin)
             if state is None:
@@ -210,7 +212,7 @@ class RiskScorer:
             if type(state) is not bytes:
                 r = state.risk
                 if r is None or r.version != version or now_ms - r.scored_ms >= interval or vin in urgent:
-                    twins.append(state)
+                    objects.append(state)
                 continue
             due = next_due.get(vin)
             try:
@@ -222,25 +224,14 @@ class RiskScorer:
                         continue
                 elif vin not in urgent and due > now_ms:
                     continue
-                twins.append(decode_twin(state))
-            except (TwinLayoutError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.error("twin %s not scored: its stored record cannot be read: %s", vin, exc)
+                decoded.append(decode_twin(state))
+            except Exception as exc:  # the decoding boundary of stored records: none may stop scoring
+                if vin not in self._unreadable:
+                    log.error("twin %s not scored: its stored record cannot be read: %s", vin, exc)
+                    self._unreadable.add(vin)
                 ingest.changed.discard(vin)
-        return twins
-
-    def _may_raise(self, probability: Any) -> Any:
-        """Rows of ``probability`` reaching some risk rule's ``theta_high`` (at the rule's horizon)."""
-        alerts = self.app.ingest.alerts
-        out = np.zeros(len(probability), dtype=bool)
-        if alerts is None:
-            return out
-        components = list(self.models.components)
-        for rule in alerts.rules.risk:
-            if rule.component in components:
-                p = probability[:, components.index(rule.component)]
-                horizon = rule.horizon_days or self.models.horizon_days
-                out |= rescale_array(p, self.models.horizon_days, horizon) >= rule.theta_high - 1e-9
-        return out
+                ingest.urgent.discard(vin)
+        return objects, decoded
 
     async def run(self) -> None:
         """The loop: reload check and scoring ticks."""

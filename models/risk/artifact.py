@@ -11,7 +11,7 @@ Layout of an artifact directory::
 
 Loading first checks every file against the manifest, before anything is parsed or unpickled
 (a missing, unlisted or changed file raises :class:`ArtifactIntegrityError`), then the format
-version and that the artifact's feature list is exactly ``models.risk.features.FEATURE_NAMES``
+version and that the artifact's feature list is exactly ``models.risk.feature_names.FEATURE_NAMES``
 (same names, same order); any mismatch raises :class:`ArtifactError` naming it. A retrained
 or edited artifact gets a new manifest from :func:`write_manifest`.
 
@@ -70,7 +70,7 @@ def describe_mismatch(artifact: Sequence[str], code: Sequence[str]) -> str | Non
     if not missing and not extra:
         i = next(i for i, (x, y) in enumerate(zip(a, c)) if x != y)
         parts.append(f"same names in a different order (first at position {i}: artifact {a[i]!r}, code {c[i]!r})")
-    return (f"artifact feature list ({len(a)} features) does not match models.risk.features.FEATURE_NAMES "
+    return (f"artifact feature list ({len(a)} features) does not match models.risk.feature_names.FEATURE_NAMES "
             f"({len(c)} features): " + "; ".join(parts))
 
 

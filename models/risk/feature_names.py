@@ -119,7 +119,7 @@ def feature_docs() -> list[tuple[str, str, str]]:
 
 
 def markdown_table() -> str:
-    """The feature table of ``models/risk/README.md`` (``python -m models.risk.features``)."""
+    """The feature table of ``models/risk/README.md`` (``python -m models.risk.feature_names``)."""
     model, extremes = set(MODEL_FEATURES), set(SINCE_START_EXTREMES)
     rows = ["| # | name | unit | meaning | used by the models |", "|---|---|---|---|---|"]
     for i, (name, unit, meaning) in enumerate(feature_docs()):

@@ -17,7 +17,6 @@ from models.risk.synthetic import stream_twins
 from streams.ingest import TwinIngest
 from streams.risk_scoring import RiskScorer
 from tests.test_ingest_flush import FakeConsumer, FakeProducer, FakeTable
-from twins.alerts.rules import parse_rules
 from twins.twin import LAYOUT_VERSION, copy_twin, decode_twin, encode_twin
 
 INTERVAL_S = 300.0
@@ -52,17 +51,23 @@ def _record(state):
     return state if type(state) is bytes else encode_twin(state)
 
 
+def _twin(state):
+    return decode_twin(state) if type(state) is bytes else state
+
+
 def test_stored_and_unflushed_twins_are_scored_alike_and_queued_for_the_flush(trained, twins):
     scorer, ingest = _scorer(trained, twins, flushed=40)
     now = max(t.last_seen for t in twins) + 1000
     assert asyncio.run(scorer.score_due(now)) == len(twins)
-    states = [ingest.dirty[t.vin].risk for t in twins]                # every twin queued, scored
+    # every twin queued for the flush, scored; the stored ones as their new records (not held decoded)
+    assert [type(ingest.dirty[t.vin]) is bytes for t in twins] == [True] * 40 + [False] * (len(twins) - 40)
+    states = [_twin(ingest.dirty[t.vin]).risk for t in twins]
     assert {s.scored_ms for s in states} == {now} and {s.version for s in states} == {scorer.models.version}
     # the same twins, all scored as objects, get the same probabilities (the two paths agree)
     reference, _ = _scorer(trained, twins, flushed=0)
     asyncio.run(reference.score_due(now))
     np.testing.assert_array_equal([s.probability for s in states],
-                                  [reference.app.ingest.dirty[t.vin].risk.probability for t in twins])
+                                  [_twin(reference.app.ingest.dirty[t.vin]).risk.probability for t in twins])
     assert not ingest.changed and len(scorer._next_due) == len(twins)
     # changed again a second later: not due yet (once per interval) ...
     ingest.changed.update(t.vin for t in twins)
@@ -77,7 +82,7 @@ def test_stored_and_unflushed_twins_are_scored_alike_and_queued_for_the_flush(tr
     fresh_ingest.dirty.clear()
     fresh_ingest.table.data.update(flushed)
     assert asyncio.run(fresh.score_due(now + 1000)) == 5                  # only those, read once from the records
-    assert {fresh_ingest.dirty[t.vin].risk.scored_ms for t in twins[:5]} == {now + 1000}
+    assert {_twin(fresh_ingest.dirty[t.vin]).risk.scored_ms for t in twins[:5]} == {now + 1000}
     assert not set(fresh_ingest.dirty) - {t.vin for t in twins[:5]}
     assert fresh._next_due[twins[6].vin] == now + int(INTERVAL_S * 1000)
     # an urgent vehicle (a repair record) is due at once; the rest once the interval has passed
@@ -88,36 +93,20 @@ def test_stored_and_unflushed_twins_are_scored_alike_and_queued_for_the_flush(tr
     assert asyncio.run(fresh.score_due(now + int(INTERVAL_S * 1000))) == len(twins) - 5
 
 
-def test_a_record_that_cannot_be_read_is_skipped_and_the_others_scored(trained, twins, caplog):
-    scorer, ingest = _scorer(trained, twins[:3], flushed=3)
-    bad = twins[1].vin
+def test_records_that_cannot_be_read_are_skipped_logged_once_and_the_others_scored(trained, twins, caplog):
+    scorer, ingest = _scorer(trained, twins[:4], flushed=4)
     newer = msgspec.msgpack.encode([LAYOUT_VERSION + 1, *msgspec.structs.astuple(twins[1])[1:]])
-    ingest.table.data[bad.encode()] = newer
-    now = max(t.last_seen for t in twins[:3]) + 1000
+    bad = {twins[1].vin: newer, twins[2].vin: b"\x93\xa1x"}            # a newer layout; a corrupt record
+    for vin, record in bad.items():
+        ingest.table.data[vin.encode()] = record
+    ingest.urgent.add(twins[2].vin)                                     # urgent or not: skipped alike
+    now = max(t.last_seen for t in twins[:4]) + 1000
     assert asyncio.run(scorer.score_due(now)) == 2
-    assert set(ingest.dirty) == {twins[0].vin, twins[2].vin} and not ingest.changed
-    assert ingest.table.data[bad.encode()] == newer                    # left as it was, never rewritten
-    assert f"twin {bad} not scored: its stored record cannot be read" in caplog.text
-
-
-def test_alert_candidates_reach_theta_high_at_the_rules_horizon(trained, twins):
-    scorer, ingest = _scorer(trained, twins[:1], flushed=1)
-    rules = parse_rules("""
-version = "t"
-[[risk]]
-id = "inv"
-component = "inverter"
-theta_high = 0.5
-theta_low = 0.1
-horizon_days = 60
-severity = { major = 0.5 }
-action = "x"
-""")
-    ingest.alerts = SimpleNamespace(rules=rules)
-    horizon = scorer.models.horizon_days
-    k = list(scorer.models.components).index("inverter")
-    p = np.zeros((4, len(scorer.models.components)))
-    # 0.5 over 60 days is 1 - 0.5 ** (horizon / 60) over the model's horizon
-    at = 1 - 0.5 ** (horizon / 60)
-    p[:, k] = [at * 0.9, at, at * 1.1, 0.99]
-    assert scorer._may_raise(p).tolist() == [False, True, True, True]
+    assert set(ingest.dirty) == {twins[0].vin, twins[3].vin} and not ingest.changed and not ingest.urgent
+    assert all(ingest.table.data[vin.encode()] == record for vin, record in bad.items())   # left as they were
+    for vin in bad:
+        assert caplog.text.count(f"twin {vin} not scored: its stored record cannot be read") == 1
+    ingest.changed.update(bad)                                          # new telemetry for them: logged once
+    assert asyncio.run(scorer.score_due(now + 1000)) == 0
+    for vin in bad:
+        assert caplog.text.count(f"twin {vin} not scored") == 1

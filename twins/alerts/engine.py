@@ -30,8 +30,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
-import numpy as np
-from numpy.typing import NDArray
 
 from twins.alerts.rules import SEVERITIES, CompiledSignal, RiskRule, RuleSet, StalenessRule
 from twins.alerts.state import Alert, AlertBook, alert_id, find_active, parse_alert_id
@@ -234,18 +232,6 @@ def rescale(p: float, from_days: float, to_days: float) -> float:
     if p >= 1.0:
         return 1.0
     return 1.0 - (1.0 - p) ** (to_days / from_days)
-
-
-def rescale_array(p: NDArray[np.float64], from_days: float, to_days: float) -> NDArray[np.float64]:
-    """:func:`rescale` of every element of ``p``.
-
-    >>> rescale_array(np.array([0.5, 0.0, 1.0]), 30, 60).tolist() == [rescale(x, 30, 60) for x in (0.5, 0.0, 1.0)]
-    True
-    """
-    if from_days == to_days:
-        return p
-    with np.errstate(invalid="ignore"):
-        return np.where(p <= 0.0, p, np.where(p >= 1.0, 1.0, 1.0 - (1.0 - p) ** (to_days / from_days)))
 
 
 def severity_of(rule: RiskRule, p: float) -> str | None:
