@@ -27,7 +27,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-#: Codes tracked, with the component they point to (SAE J2012 wording in ``models.risk.features``).
+#: Codes tracked, with the component they point to (SAE J2012 wording in ``models.risk.feature_names``).
 TRACKED: tuple[str, ...] = ("P0A3C", "P0A7F", "P0AA6", "P0562")
 ONSET_TAU_DAYS = 30.0
 _TAU_MS = ONSET_TAU_DAYS * 86_400_000.0
