@@ -111,7 +111,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", "200 while the process runs", scope="public"),
     Route("GET", "/readyz", "200 when the broker answers, no partition is moving and this worker owns some; else "
           "503 with `reasons` (see *Operations*)", answers={200: "ready", 503: "not ready"}, scope="public"),
-    Route("GET", "/metrics", "Prometheus text exposition", content="text/plain", scope="metrics"),
+    Route("GET", "/metrics", "Prometheus text exposition; `name` keeps only those samples (comma-separated, e.g. "
+          "`fleet_records_in_total`)", (_csv("name", None, "sample names"),), content="text/plain", scope="metrics"),
     Route("GET", "/openapi.json", "this API as an OpenAPI 3 document"),
     Route("GET", "/twins", "`{count, twins: [{vin, status, model, last_seen_ms, messages}]}`, oldest first, from "
           "every worker; `stale` true/false filters, `limit` 1…10000", TWINS_QUERY, answers=BAD, scope="twins:read"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Gauge,
                                Histogram, Info, generate_latest)
 
@@ -77,9 +79,11 @@ ROUTE_UNAVAILABLE = Counter("fleet_route_unavailable_total",
                             "owner did not answer, by cause.", ["cause"], registry=REGISTRY)
 
 
-def render() -> bytes:
-    """The exposition text for ``/metrics``."""
-    return generate_latest(REGISTRY)
+def render(names: Collection[str] = ()) -> bytes:
+    """The exposition text for ``/metrics``: every metric, or only the samples named in ``names``
+    (``/metrics?name=fleet_records_in_total``, as prometheus_client's ``name[]``: a poller that needs
+    one counter does not pay for rendering every histogram)."""
+    return generate_latest(REGISTRY.restricted_registry(names) if names else REGISTRY)
 ALERT_RECORDS = Counter("fleet_alert_records_total", "Alert state changes published to the alerts topic.",
                         ["event", "severity", "rule_kind"], registry=REGISTRY)
 ALERT_RULES_ERRORS = Counter("fleet_alert_rules_errors_total",

@@ -157,7 +157,8 @@ def register_views(app: Any) -> None:
     @app.page("/metrics")
     class Metrics(web.View):
         async def get(self, request: web.Request) -> web.Response:
-            return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+            names = [n for n in request.query.get("name", "").split(",") if n]
+            return self.bytes(metrics.render(names), content_type="text/plain; version=0.0.4")
 
     @app.page("/twins/{vin}")
     class TwinDetail(web.View):

@@ -37,6 +37,12 @@ def test_every_labelled_counter_exists_at_zero_before_its_first_event():
         assert {(topic, r) for r in REASONS} <= dlq, topic
     assert all(v == 0 for lbl, v in samples(text, "fleet_dlq_records_total") if lbl["topic"] in ("t", "w"))
 
+    named = metrics.render(["fleet_records_in_total", "no_such_metric"]).decode()  # /metrics?name=...
+    kept = {s.name for f in text_string_to_metric_families(named) for s in f.samples}
+    assert "fleet_records_in_total" in kept and "fleet_dlq_records_total" not in kept
+    assert samples(named, "fleet_records_in_total") == samples(text, "fleet_records_in_total")
+    assert len(named) < len(text) / 10
+
 
 def test_risk_distribution_buckets_are_cumulative_and_count_every_score():
     dist = RiskDistribution()
