@@ -145,7 +145,9 @@ class Settings(BaseSettings):
     twin_flush_interval_s: float = Field(
         5.0, gt=0, le=60, description="Dirty twins are written to the changelog table at most this often."
     )
-    twin_flush_max_dirty: int = Field(50_000, ge=1, description="Flush early once this many twins are dirty.")
+    twin_flush_max_dirty: int = Field(
+        10_000, ge=1, description="Flush early once this many twins are dirty. Dirty twins are held as objects "
+        "(~6-14 KB each, against ~1.5-2 KB stored), so this bounds their memory (~60-140 MB).")
 
     # --- input boundary (every topic) ---
     max_record_bytes: int = Field(
